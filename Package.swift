@@ -1,0 +1,61 @@
+// swift-tools-version: 6.0
+//
+// dpm: a data-protection server for virtual machines and the applications inside them.
+//
+// No Swift package dependencies: only the toolchain, Foundation, Glibc and Debian's C
+// libraries (SQLite, OpenSSL libcrypto, zstd) through `systemLibrary` targets.
+//
+// Plugins are dynamic-library products. Each links `PluginAPI` (never `Host`) and is
+// linked with `-Bsymbolic`, so a plugin binds its own copy of the PluginAPI symbols even
+// when the `dpm` executable exports symbols of the same name.
+import PackageDescription
+
+let pluginLinkerSettings: [LinkerSetting] = [.unsafeFlags(["-Xlinker", "-Bsymbolic"])]
+
+func plugin(_ name: String, extraDependencies: [Target.Dependency] = []) -> Target {
+    .target(
+        name: name,
+        dependencies: ["PluginAPI"] + extraDependencies,
+        path: "Sources/Plugins/\(name)",
+        linkerSettings: pluginLinkerSettings
+    )
+}
+
+let package = Package(
+    name: "dpm",
+    products: [
+        .executable(name: "dpm", targets: ["dpm"]),
+        .library(name: "HyperVHost", type: .dynamic, targets: ["HyperVHost"]),
+        .library(name: "GuestApp", type: .dynamic, targets: ["GuestApp"]),
+        .library(name: "TapeLibrary", type: .dynamic, targets: ["TapeLibrary"]),
+        .library(name: "OnlineTier", type: .dynamic, targets: ["OnlineTier"]),
+    ],
+    targets: [
+        // The stable C ABI: include/dpm_plugin.h is the whole contract.
+        .target(name: "DPMPluginABI", path: "Sources/PluginAPI/C"),
+        // The thin Swift layer over the ABI, for plugins written in Swift.
+        .target(name: "PluginAPI", dependencies: ["DPMPluginABI"], path: "Sources/PluginAPI/Swift"),
+
+        .systemLibrary(name: "CSQLite", path: "Sources/System/CSQLite"),
+        .systemLibrary(name: "CZstd", path: "Sources/System/CZstd"),
+        .systemLibrary(name: "CCrypto", path: "Sources/System/CCrypto"),
+
+        .target(name: "Host", dependencies: ["PluginAPI", "CSQLite", "CZstd", "CCrypto"]),
+
+        plugin("HyperVHost"),
+        plugin("GuestApp"),
+        plugin("TapeLibrary"),
+        plugin("OnlineTier"),
+
+        .executableTarget(name: "dpm", dependencies: ["Host"]),
+        // Reads a recovery point from the store's files alone, without the catalog: proof that
+        // the on-disk format is self-describing. Deliberately independent of Host.
+        .executableTarget(name: "dpm-restore-standalone", dependencies: ["CZstd", "CCrypto"],
+                          path: "Sources/StandaloneReader"),
+
+        .testTarget(name: "HostTests", dependencies: ["Host"]),
+        .testTarget(name: "HyperVHostTests", dependencies: ["HyperVHost"]),
+        .testTarget(name: "IntegrationTests", dependencies: []),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,49 @@
+import Foundation
+import PluginAPI
+
+/// What a provider can reach through host callbacks during one call: the recovery point it
+/// may read, and where the host sends progress.
+public protocol RecoveryPointAccess: AnyObject {
+    /// The manifest JSON (`host->rp_manifest`).
+    func manifestJSON() throws -> Data
+    /// Reads exactly `buffer.count` bytes of a stream (`host->rp_read`).
+    func read(stream: Int, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
+    /// The extents that hold data (`host->rp_map`).
+    func dataExtents(stream: Int) throws -> [Extent]
+}
+
+/// The host object behind a `dpm_call *`: one provider call in progress.
+///
+/// A call context is shared by the thread that calls the provider and any thread that
+/// cancels it, so its mutable state is guarded by a lock.
+public final class CallContext: @unchecked Sendable {
+    public let providerID: String
+    let settings: [String: String]
+    public var recoveryPoint: RecoveryPointAccess?
+    public var onProgress: ((UInt64, UInt64) -> Void)?
+    public var onLog: ((LogLevel, String) -> Void)?
+
+    private let lock = NSLock()
+    private var cancelledFlag = false
+
+    public init(providerID: String, settings: [String: String]) {
+        self.providerID = providerID
+        self.settings = settings
+    }
+
+    public func cancel() {
+        lock.lock(); cancelledFlag = true; lock.unlock()
+    }
+
+    public var isCancelled: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return cancelledFlag
+    }
+
+    var handle: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
+
+    static func from(_ handle: OpaquePointer?) -> CallContext? {
+        guard let handle else { return nil }
+        return Unmanaged<CallContext>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
+    }
+}

@@ -1,0 +1,1 @@
+print("standalone reader: not yet")
