@@ -53,9 +53,12 @@ let package = Package(
         .executableTarget(name: "dpm-restore-standalone", dependencies: ["CZstd", "CCrypto"],
                           path: "Sources/StandaloneReader"),
 
-        .testTarget(name: "HostTests", dependencies: ["Host"]),
-        .testTarget(name: "HyperVHostTests", dependencies: ["HyperVHost"]),
-        .testTarget(name: "IntegrationTests", dependencies: []),
+        // Paths, tools and subprocess helpers shared by every test target.
+        .target(name: "TestSupport", path: "Tests/Support"),
+        .testTarget(name: "HostTests", dependencies: ["Host", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "HyperVHostTests", dependencies: ["HyperVHost", "TestSupport"], exclude: ["Fixtures"]),
+        // Drives the built `dpm` binary and plugin libraries against real tools.
+        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,138 @@
+import Foundation
+import XCTest
+
+/// Paths, tools and subprocess helpers shared by every test target.
+public enum TestSupport {
+    /// The repository root, found from this file's path.
+    public static let repositoryRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }  // Tests/Support/TestSupport.swift
+        return url.path
+    }()
+
+    public static let abiInclude = repositoryRoot + "/Sources/PluginAPI/C/include"
+
+    /// A fresh temporary directory, removed when the test ends.
+    public static func temporaryDirectory(_ test: XCTestCase) throws -> String {
+        let path = NSTemporaryDirectory() + "dpm-test-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        test.addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    /// Skips the test when `tool` is missing, except in CI (CI=true), where that fails it.
+    public static func require(_ tool: String) throws {
+        if which(tool) != nil { return }
+        if ProcessInfo.processInfo.environment["CI"] == "true" {
+            XCTFail("\(tool) is required in CI; .ci/run must install it")
+            throw XCTSkip("\(tool) missing")
+        }
+        throw XCTSkip("\(tool) is not installed")
+    }
+
+    public static func which(_ tool: String) -> String? {
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(directory)/\(tool)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
+    /// Runs a program and returns its exit status and combined output.
+    @discardableResult
+    public static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: which(arguments[0]) ?? arguments[0])
+        process.arguments = Array(arguments.dropFirst())
+        if let environment { process.environment = environment }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Compiles a C plugin against the ABI header alone, as a plugin author would.
+    public static func compilePlugin(source: String, output: String, defines: [String] = []) throws {
+        try require("cc")
+        let result = try run(["cc", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Werror", "-I", abiInclude]
+                             + defines.map { "-D\($0)" } + [source, "-o", output])
+        guard result.status == 0 else {
+            XCTFail("cc failed on \(source): \(result.output)")
+            throw CocoaError(.fileWriteUnknown)
+        }
+    }
+}
+
+/// The built `dpm` binary and plugin libraries, beside the test bundle.
+public enum BuiltProducts {
+    /// The directory holding the test bundle, `dpm` and the plugin `.so` files.
+    public static let directory: String = {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var url = URL(fileURLWithPath: executable)
+        while url.path != "/" && !FileManager.default.fileExists(atPath: url.deletingLastPathComponent().path + "/dpm") {
+            url.deleteLastPathComponent()
+        }
+        return url.deletingLastPathComponent().path
+    }()
+
+    public static var dpm: String { directory + "/dpm" }
+}
+
+/// The outcome of running a command.
+public struct CommandResult {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+
+    /// Decodes standard output as JSON.
+    public func json() throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(stdout.utf8))
+    }
+}
+
+/// Runs the built `dpm` binary.
+public enum DPM {
+    /// Runs `dpm ARGS --data-dir DATA` with extra environment variables, capturing both outputs.
+    public static func run(_ arguments: [String], dataDirectory: String?, environment extra: [String: String] = [:],
+                           timeout: TimeInterval = 600) throws -> CommandResult {
+        try runProcess([BuiltProducts.dpm] + arguments + (dataDirectory.map { ["--data-dir", $0] } ?? []),
+                       environment: extra, timeout: timeout)
+    }
+}
+
+/// Runs a program with separate stdout and stderr, killing it after `timeout` seconds.
+public func runProcess(_ arguments: [String], environment extra: [String: String] = [:], timeout: TimeInterval = 600,
+                       currentDirectory: String? = nil) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: TestSupport.which(arguments[0]) ?? arguments[0])
+    process.arguments = Array(arguments.dropFirst())
+    var environment = ProcessInfo.processInfo.environment
+    for (key, value) in extra { environment[key] = value }
+    process.environment = environment
+    if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
+    let out = FileManager.default.temporaryDirectory.appendingPathComponent("dpm-out-\(UUID().uuidString)")
+    let err = FileManager.default.temporaryDirectory.appendingPathComponent("dpm-err-\(UUID().uuidString)")
+    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+    defer {
+        try? FileManager.default.removeItem(at: out)
+        try? FileManager.default.removeItem(at: err)
+    }
+    process.standardOutput = try FileHandle(forWritingTo: out)
+    process.standardError = try FileHandle(forWritingTo: err)
+    try process.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(10_000) }
+    if process.isRunning {
+        process.terminate()
+        process.waitUntilExit()
+        throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "\(arguments) timed out after \(timeout) s"])
+    }
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus,
+                         stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what dpm needs on Debian 12: the C libraries it builds against and, with
+# --tests, the real tools its tests drive. Idempotent; quiet when everything is present.
+#
+#   scripts/setup.sh            build dependencies and qemu-utils (enough for the demo)
+#   scripts/setup.sh --tests    also every tool the test suite uses
+#   scripts/setup.sh --bench    also the peers the benchmark measures (restic, borg)
+set -euo pipefail
+
+packages=(libsqlite3-dev libssl-dev libzstd-dev qemu-utils)
+for argument in "$@"; do
+  case "$argument" in
+    --tests) packages+=(qemu-system-x86 e2fsprogs dosfstools mtools ntfs-3g libvhdi-utils libnbd-bin fdisk gcc) ;;
+    --bench) packages+=(restic borgbackup time) ;;
+    *) echo "setup.sh: unknown option $argument" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup.sh: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null; then
+  echo "setup.sh: swift is not on PATH; dpm needs Swift 6.3 (for example under /opt/swift/usr/bin)" >&2
+  exit 1
+fi
