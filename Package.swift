@@ -39,8 +39,9 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/System/CSQLite"),
         .systemLibrary(name: "CZstd", path: "Sources/System/CZstd"),
         .systemLibrary(name: "CCrypto", path: "Sources/System/CCrypto"),
+        .systemLibrary(name: "CLinux", path: "Sources/System/CLinux"),
 
-        .target(name: "Host", dependencies: ["PluginAPI", "CSQLite", "CZstd", "CCrypto"]),
+        .target(name: "Host", dependencies: ["PluginAPI", "CSQLite", "CZstd", "CCrypto", "CLinux"]),
 
         plugin("HyperVHost"),
         plugin("GuestApp"),

@@ -40,6 +40,11 @@ public final class CallContext: @unchecked Sendable {
         return cancelledFlag
     }
 
+    /// Throws `cancelled` once `cancel()` was called.
+    public func checkCancelled() throws {
+        if isCancelled { throw HostError(.cancelled, "cancelled") }
+    }
+
     var handle: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
 
     static func from(_ handle: OpaquePointer?) -> CallContext? {

@@ -1,0 +1,78 @@
+import Foundation
+import PluginAPI
+
+/// A protected data source as the catalog knows it.
+public struct DataSourceRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var provider: String
+    public var name: String
+    public var kind: String
+    public var retentionDays: Int
+    public var created: Date
+}
+
+/// How an incremental found what changed.
+public enum ChangeSource: String, Codable, Sendable {
+    /// Every allocated block was read (a full backup).
+    case full
+    /// The provider's change tracking named the changed ranges.
+    case tracked
+    /// No trustworthy change tracking: every allocated block was read and hashed.
+    case hashed
+}
+
+/// One recovery point row.
+public struct RecoveryPointRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var datasourceId: String
+    public var time: Date
+    public var kind: BackupMode
+    public var consistency: Consistency
+    public var reason: String
+    public var pauseMs: Int
+    public var logicalBytes: UInt64
+    public var bytesRead: UInt64
+    public var bytesNew: UInt64
+    public var bytesStored: UInt64
+    public var durationMs: Int
+    public var token: String?
+    public var changeSource: ChangeSource
+    public var indexPath: String
+    /// "ok" or "damaged".
+    public var status: String
+    public var damage: String?
+}
+
+/// One job row: a backup, restore, verify … with its progress.
+public struct JobRecord: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var kind: String
+    public var datasourceId: String?
+    /// queued, running, succeeded, failed or cancelled.
+    public var state: String
+    public var created: Date
+    public var started: Date?
+    public var finished: Date?
+    public var pid: Int?
+    public var progressDone: UInt64
+    public var progressTotal: UInt64
+    public var message: String?
+    public var result: String?
+}
+
+/// Timestamps in the catalog: ISO-8601 UTC with milliseconds, which sort as text.
+enum CatalogTime {
+    static func string(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: date)
+    }
+
+    static func date(_ text: String?) -> Date? {
+        guard let text else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text)
+    }
+}

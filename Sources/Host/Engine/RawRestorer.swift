@@ -1,0 +1,89 @@
+import Foundation
+import Glibc
+
+/// Writes the streams of a recovery point as plain (sparse) files, in parallel: each
+/// worker decodes whole chunks and writes them at their offsets; zero and excluded chunks
+/// become holes. This is the host's own restore, used for `dpm recover --raw` and by
+/// providers that hand restore back to the host.
+public final class RawRestorer {
+    public struct Report: Codable, Sendable {
+        public var files: [String] = []
+        public var bytes: UInt64 = 0
+        public var chunksRead = 0
+    }
+
+    let store: ChunkStore
+    let workers: Int
+    public var onProgress: ((UInt64, UInt64) -> Void)?
+
+    public init(store: ChunkStore, workers: Int = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))) {
+        self.store = store
+        self.workers = workers
+    }
+
+    /// Restores stream `stream` of `index` into a new file at `path` (replaced if present).
+    public func restore(index: RecoveryPointIndex, stream: Int, to path: String) throws -> Report {
+        guard stream < index.streams.count else { throw HostError(.invalid, "no stream \(stream) in recovery point \(index.manifest.rp)") }
+        let layout = index.streams[stream]
+        let temporary = path + ".dpm-partial"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw HostError.posix("cannot create", path: temporary) }
+        var closed = false
+        defer {
+            if !closed { close(fd); unlink(temporary) }
+        }
+        guard ftruncate(fd, off_t(layout.size)) == 0 else { throw HostError.posix("cannot size", path: temporary) }
+        let work = layout.entries.indices.filter { layout.entries[$0].flag == .data }
+        let total = work.reduce(UInt64(0)) { $0 + UInt64(layout.entries[$1].length) }
+        let lock = NSLock()
+        var next = 0
+        var done: UInt64 = 0
+        var failure: Error?
+        let codecs = try (0..<workers).map { _ in try store.makeCodec() }
+        let join = ThreadGroup.run(workers, name: "dpm-restore") { worker in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, layout.entries.map { Int($0.length) }.max() ?? 1), alignment: 4096)
+            defer { buffer.deallocate() }
+            while true {
+                lock.lock()
+                guard failure == nil, next < work.count else { lock.unlock(); return }
+                let number = work[next]
+                next += 1
+                lock.unlock()
+                let entry = layout.entries[number]
+                let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(entry.length)])
+                do {
+                    try codecs[worker].read(entry.digest, into: target)
+                    var written = 0
+                    let offset = off_t(layout.start(ofEntry: number))
+                    while written < target.count {
+                        let n = pwrite(fd, target.baseAddress! + written, target.count - written, offset + off_t(written))
+                        if n < 0 && errno == EINTR { continue }
+                        guard n > 0 else { throw HostError.posix("cannot write", path: temporary) }
+                        written += n
+                    }
+                } catch {
+                    lock.lock()
+                    if failure == nil { failure = error }
+                    lock.unlock()
+                    return
+                }
+                lock.lock()
+                done += UInt64(entry.length)
+                let progress = done
+                lock.unlock()
+                self.onProgress?(progress, total)
+            }
+        }
+        join()
+        if let failure { throw failure }
+        guard fsync(fd) == 0 else { throw HostError.posix("cannot fsync", path: temporary) }
+        close(fd)
+        closed = true
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw HostError.posix("cannot rename into place", path: path)
+        }
+        FileSystem.syncDirectory((path as NSString).deletingLastPathComponent)
+        return Report(files: [path], bytes: layout.size, chunksRead: work.count)
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import PluginAPI
+
+/// The operations of dpm on one data directory, as the CLI and the server call them:
+/// resolve data sources, back up, list and read recovery points, verify, prune, gc.
+/// The CLI parses and prints; everything it does goes through here.
+public final class ProtectionService {
+    public let dataDirectory: DataDirectory
+    public let settings: Settings
+    private var cachedRegistry: ProviderRegistry?
+    private var cachedCatalog: Catalog?
+    private var cachedStore: ChunkStore?
+
+    public init(dataDirectory: DataDirectory) throws {
+        self.dataDirectory = dataDirectory
+        settings = try Settings(dataDirectory: dataDirectory)
+    }
+
+    public func registry() throws -> ProviderRegistry {
+        if let cachedRegistry { return cachedRegistry }
+        let registry = try ProviderRegistry(dataDirectory: dataDirectory, settings: settings)
+        cachedRegistry = registry
+        return registry
+    }
+
+    public func catalog() throws -> Catalog {
+        if let cachedCatalog { return cachedCatalog }
+        let catalog = try Catalog(dataDirectory: dataDirectory)
+        cachedCatalog = catalog
+        return catalog
+    }
+
+    /// The chunk store; created on first use. An encrypted store needs its key file from
+    /// `DPM_KEY_FILE` or the `store.key_file` setting.
+    public func store(create: Bool = true) throws -> ChunkStore {
+        if let cachedStore { return cachedStore }
+        let keyFile = ProcessInfo.processInfo.environment["DPM_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? settings["store.key_file"]
+        let store = try ChunkStore.open(directory: dataDirectory.storeDirectory, keyFile: keyFile, create: create)
+        cachedStore = store
+        return store
+    }
+
+    // MARK: Data sources
+
+    /// Finds a data source by id or name: in the catalog first, then by asking the enabled
+    /// workload providers (optionally only `provider`). A newly found source is recorded.
+    public func resolveDataSource(_ name: String, provider providerID: String? = nil) throws -> (DataSourceRecord, WorkloadProviderHandle) {
+        let registry = try registry()
+        if let known = try catalog().dataSource(name), providerID == nil || providerID == known.provider {
+            return (known, try registry.workload(known.provider))
+        }
+        var matches: [(DataSourceDescription, WorkloadProviderHandle)] = []
+        var problems: [String] = []
+        for loaded in registry.enabledWorkloads where providerID == nil || loaded.info.id == providerID {
+            guard loaded.info.status == "ready" else { continue }
+            do {
+                let handle = try registry.workload(loaded.info.id)
+                for source in try handle.enumerate() where source.id == name || source.name == name {
+                    matches.append((source, handle))
+                }
+            } catch {
+                problems.append(String(describing: error))
+            }
+        }
+        guard matches.count == 1, let (source, handle) = matches.first else {
+            if matches.count > 1 {
+                throw HostError(.usage, "'\(name)' names \(matches.count) data sources (\(matches.map { "\($0.1.id):\($0.0.id)" }.joined(separator: ", "))); use --provider or the id")
+            }
+            let hint = problems.isEmpty ? "" : " (providers that could not answer: \(problems.joined(separator: "; ")))"
+            throw HostError(.notFound, "no data source '\(name)'; see `dpm datasources list`\(hint)")
+        }
+        let record = DataSourceRecord(id: source.id, provider: handle.id, name: source.name, kind: source.kind, retentionDays: 14, created: Date())
+        try catalog().upsert(record)
+        return (try catalog().dataSource(source.id) ?? record, handle)
+    }
+
+    /// A data source the catalog knows (it has been backed up), by id or name.
+    public func knownDataSource(_ name: String) throws -> DataSourceRecord {
+        guard let record = try catalog().dataSource(name) else {
+            throw HostError(.notFound, "'\(name)' has no recovery points; back it up first with `dpm backup \(name)`")
+        }
+        return record
+    }
+
+    // MARK: Backup and recovery points
+
+    public func backup(_ name: String, provider: String? = nil, options: BackupEngine.Options) throws -> BackupReport {
+        let (source, handle) = try resolveDataSource(name, provider: provider)
+        let catalog = try catalog()
+        let job = try catalog.createJob(kind: "backup", datasource: source.id)
+        do {
+            let engine = BackupEngine(dataDirectory: dataDirectory, store: try store(), catalog: catalog)
+            var options = options
+            let userProgress = options.onProgress
+            var lastUpdate = Date.distantPast
+            options.onProgress = { done, total in
+                userProgress?(done, total)
+                if Date().timeIntervalSince(lastUpdate) > 1 {
+                    lastUpdate = Date()
+                    try? catalog.updateJobProgress(job, done: done, total: total)
+                }
+            }
+            let report = try engine.backup(provider: handle, datasource: source, options: options)
+            let result = String(decoding: (try? JSONCoding.encode(report)) ?? Data(), as: UTF8.self)
+            try catalog.finishJob(job, state: "succeeded", message: "recovery point \(report.recoveryPoint.id)", result: result)
+            return report
+        } catch {
+            try? catalog.finishJob(job, state: (error as? HostError)?.code == .cancelled ? "cancelled" : "failed", message: String(describing: error))
+            throw error
+        }
+    }
+
+    public func recoveryPoints(_ name: String) throws -> (DataSourceRecord, [RecoveryPointRecord]) {
+        let source = try knownDataSource(name)
+        return (source, try catalog().recoveryPoints(datasource: source.id))
+    }
+
+    /// A recovery point of a data source: `latest` (the newest healthy one) or an id.
+    public func recoveryPoint(_ source: DataSourceRecord, _ spec: String) throws -> RecoveryPointRecord {
+        if spec == "latest" {
+            guard let point = try catalog().latestRecoveryPoint(datasource: source.id) else {
+                throw HostError(.notFound, "\(source.name) has no healthy recovery point; see `dpm rp list \(source.name)`")
+            }
+            return point
+        }
+        guard let point = try catalog().recoveryPoint(id: spec), point.datasourceId == source.id else {
+            throw HostError(.notFound, "\(source.name) has no recovery point '\(spec)'; see `dpm rp list \(source.name)`")
+        }
+        return point
+    }
+
+    /// Opens a recovery point for random-access reads.
+    public func reader(_ point: RecoveryPointRecord) throws -> RecoveryPointReader {
+        if point.status != "ok" {
+            Log.warning("recovery point \(point.id) is marked damaged (\(point.damage ?? "")); reading what is intact")
+        }
+        return try RecoveryPointReader(store: try store(create: false), record: point)
+    }
+
+    /// Writes every stream of a recovery point as raw files in `directory`.
+    public func restoreRaw(_ point: RecoveryPointRecord, directory: String, onProgress: ((UInt64, UInt64) -> Void)?) throws -> RawRestorer.Report {
+        let store = try store(create: false)
+        let index = try RecoveryPointIndex.load(store.directory + "/" + point.indexPath)
+        try FileSystem.makeDirectory(directory)
+        let restorer = RawRestorer(store: store)
+        restorer.onProgress = onProgress
+        var report = RawRestorer.Report()
+        for (number, stream) in index.manifest.streams.enumerated() {
+            let name = RecoveryPointID.directoryName(forDataSource: stream.name) + ".raw"
+            let part = try restorer.restore(index: index, stream: number, to: directory + "/" + name)
+            report.files += part.files
+            report.bytes += part.bytes
+            report.chunksRead += part.chunksRead
+        }
+        return report
+    }
+
+    // MARK: Maintenance
+
+    /// Verifies the recovery points of one data source (or all), or one point.
+    public func verify(_ name: String?, rp: String?, onProgress: ((UInt64, UInt64) -> Void)?) throws -> Verifier.Result {
+        var points: [RecoveryPointRecord]
+        if let name {
+            let (source, all) = try recoveryPoints(name)
+            points = try rp.map { [try recoveryPoint(source, $0)] } ?? all
+        } else {
+            guard rp == nil else { throw HostError(.usage, "--rp needs a data source: dpm verify DATASOURCE --rp ID") }
+            points = try catalog().allRecoveryPoints()
+        }
+        let verifier = Verifier(store: try store(create: false), catalog: try catalog())
+        verifier.onProgress = onProgress
+        return try verifier.verify(points: points)
+    }
+
+    public func prune(dryRun: Bool) throws -> Pruner.Result {
+        try Pruner(dataDirectory: dataDirectory, store: try store(), catalog: try catalog()).prune(dryRun: dryRun)
+    }
+
+    public func collectGarbage(grace: TimeInterval?) throws -> GarbageCollector.Result {
+        let grace = try grace ?? settings["gc.grace"].map { try Duration.parse($0, what: "setting gc.grace") } ?? 86_400
+        return try GarbageCollector(dataDirectory: dataDirectory, store: try store(), catalog: try catalog()).collect(grace: grace)
+    }
+
+    public func setRetention(_ name: String, days: Int) throws -> DataSourceRecord {
+        guard (1...36_500).contains(days) else { throw HostError(.usage, "retention must be 1 to 36500 days, not \(days)") }
+        let source = try knownDataSource(name)
+        try catalog().setRetention(datasource: source.id, days: days)
+        return try knownDataSource(source.id)
+    }
+}

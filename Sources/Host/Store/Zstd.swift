@@ -1,0 +1,44 @@
+import CZstd
+import Foundation
+
+/// zstd compression with a reusable context. The only file in Host that touches libzstd.
+/// Not thread-safe: one per thread.
+public final class ZstdCodec {
+    private let compressContext: OpaquePointer
+    private let decompressContext: OpaquePointer
+    public let level: Int32
+
+    public init(level: Int32 = 1) throws {
+        guard let compress = ZSTD_createCCtx(), let decompress = ZSTD_createDCtx() else {
+            throw HostError(.internalError, "zstd could not create a context")
+        }
+        compressContext = compress
+        decompressContext = decompress
+        self.level = level
+    }
+
+    deinit {
+        ZSTD_freeCCtx(compressContext)
+        ZSTD_freeDCtx(decompressContext)
+    }
+
+    public static func bound(_ size: Int) -> Int { ZSTD_compressBound(size) }
+
+    /// Compresses `source` into `destination`; returns the compressed size, or nil when it
+    /// would not fit (the caller then stores the chunk uncompressed).
+    public func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Int? {
+        let result = ZSTD_compressCCtx(compressContext, destination.baseAddress, destination.count, source.baseAddress, source.count, level)
+        return ZSTD_isError(result) != 0 ? nil : result
+    }
+
+    /// Decompresses exactly `destination.count` bytes; throws on damage.
+    public func decompress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer, what: String) throws {
+        let result = ZSTD_decompressDCtx(decompressContext, destination.baseAddress, destination.count, source.baseAddress, source.count)
+        if ZSTD_isError(result) != 0 {
+            throw HostError(.corrupt, "\(what): zstd data is damaged (\(String(cString: ZSTD_getErrorName(result))))")
+        }
+        guard result == destination.count else {
+            throw HostError(.corrupt, "\(what): decompressed to \(result) bytes, expected \(destination.count)")
+        }
+    }
+}

@@ -1,0 +1,10 @@
+/* Linux calls that Swift's Glibc module does not expose (glibc declares them only under
+ * _GNU_SOURCE, which the prebuilt Glibc module was not built with). */
+#ifndef DPM_CLINUX_SHIM_H
+#define DPM_CLINUX_SHIM_H
+
+/* syncfs(2): commits the file system containing `fd` to disk. */
+extern int syncfs(int fd);
+
+static inline int dpm_syncfs(int fd) { return syncfs(fd); }
+#endif

@@ -1,0 +1,96 @@
+import Foundation
+import Host
+import PluginAPI
+
+/// `dpm backup` and `dpm rp list|show`.
+enum BackupCommands {
+    static let all = [backup, rpList, rpShow]
+
+    static let backup = CommandDefinition(
+        path: ["backup"], summary: "Back up a data source and create a recovery point.", arguments: "DATASOURCE",
+        details: """
+        The first backup of a data source is a full copy (the initial replica), read back and verified.
+        Later backups read only what changed (from the provider's change tracking, or by hashing every
+        allocated block when there is none) and store only new chunks.
+          --full          read and hash every allocated block
+          --incremental   read only the changes since the previous recovery point (the default)
+          --express-full  a consistent full recovery point that moves only the changed blocks
+        """,
+        options: [
+            OptionSpec(name: "full", value: nil, help: "read and hash every allocated block"),
+            OptionSpec(name: "incremental", value: nil, help: "read only what changed since the last point (default)"),
+            OptionSpec(name: "express-full", value: nil, help: "full recovery point, moving only changed blocks"),
+            OptionSpec(name: "provider", value: "ID", help: "the workload provider, when the name is ambiguous"),
+            OptionSpec(name: "ignore-scratch-space", value: nil, help: "back up even when the scratch-space check fails"),
+        ],
+        positionals: 1...1
+    ) { invocation in
+        let modes = ["full", "incremental", "express-full"].filter { invocation.arguments.has($0) }
+        guard modes.count <= 1 else { throw HostError(.usage, "choose one of --full, --incremental and --express-full") }
+        let mode = BackupMode(rawValue: modes.first ?? "incremental") ?? .incremental
+        let service = try ProtectionService(dataDirectory: invocation.dataDirectory)
+        var options = BackupEngine.Options(mode: mode)
+        if invocation.arguments.has("ignore-scratch-space") {
+            options.providerOptions = .object(["ignore_scratch_space": .bool(true)])
+        }
+        let bar = ProgressBar("backup \(invocation.positionals[0])", output: invocation.output)
+        options.onProgress = bar.callback
+        let report = try service.backup(invocation.positionals[0], provider: invocation.arguments.value("provider"), options: options)
+        bar.finish()
+        if invocation.json {
+            try invocation.output.emit(report)
+            return 0
+        }
+        let point = report.recoveryPoint
+        let out = invocation.output
+        out.line("recovery point \(point.id) of \(report.datasourceName): \(point.kind.rawValue), \(point.consistency.rawValue)-consistent")
+        out.line("  \(point.reason)\(point.pauseMs > 0 ? "; paused \(point.pauseMs) ms" : "")")
+        out.line("  read \(ByteFormat.string(point.bytesRead)), new \(ByteFormat.string(point.bytesNew)), stored \(ByteFormat.string(point.bytesStored)) "
+                 + "of \(ByteFormat.string(point.logicalBytes)) in \(String(format: "%.2f", Double(point.durationMs) / 1000)) s")
+        out.line("  chunks: \(report.chunksTotal) total, \(report.chunksRead) read, \(report.chunksNew) new, "
+                 + "\(report.chunksDeduplicated) deduplicated, \(report.chunksUnchanged) unchanged, \(report.chunksZero) zero"
+                 + (report.chunksExcluded > 0 ? ", \(report.chunksExcluded) excluded" : ""))
+        if report.verified { out.line("  verified: every chunk re-read and re-hashed") }
+        for note in report.notes { out.line("  note: \(note)") }
+        return 0
+    }
+
+    static let rpList = CommandDefinition(
+        path: ["rp", "list"], summary: "List the recovery points of a data source.", arguments: "DATASOURCE",
+        details: "--calendar prints month calendars with the days that have recovery points marked.",
+        options: [OptionSpec(name: "calendar", value: nil, help: "show a month calendar of the days with recovery points")],
+        positionals: 1...1
+    ) { invocation in
+        let service = try ProtectionService(dataDirectory: invocation.dataDirectory)
+        let (source, points) = try service.recoveryPoints(invocation.positionals[0])
+        if invocation.json {
+            try invocation.output.emit(["datasource": JSONValue.string(source.id), "name": .string(source.name)]
+                .merging(["recovery_points": try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(points))]) { $1 })
+            return 0
+        }
+        if invocation.arguments.has("calendar") {
+            invocation.output.line(RecoveryPointCalendar.render(points.map(\.time)))
+            return 0
+        }
+        let formatter = ISO8601DateFormatter()
+        invocation.output.table(["ID", "TIME", "KIND", "CONSISTENCY", "PAUSE", "READ", "NEW", "STATUS"], points.map {
+            [$0.id, formatter.string(from: $0.time), $0.kind.rawValue, $0.consistency.rawValue, "\($0.pauseMs) ms",
+             ByteFormat.string($0.bytesRead), ByteFormat.string($0.bytesNew), $0.status]
+        })
+        return 0
+    }
+
+    static let rpShow = CommandDefinition(
+        path: ["rp", "show"], summary: "Show one recovery point in full.", arguments: "DATASOURCE",
+        options: [OptionSpec(name: "rp", value: "ID|latest", help: "the recovery point (default: latest)")],
+        positionals: 1...1
+    ) { invocation in
+        let service = try ProtectionService(dataDirectory: invocation.dataDirectory)
+        let source = try service.knownDataSource(invocation.positionals[0])
+        let point = try service.recoveryPoint(source, invocation.arguments.value("rp") ?? "latest")
+        if invocation.json { try invocation.output.emit(point) } else {
+            invocation.output.line(String(decoding: try JSONCoding.encode(point, pretty: true), as: UTF8.self))
+        }
+        return 0
+    }
+}
