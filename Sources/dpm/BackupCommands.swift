@@ -4,7 +4,7 @@ import PluginAPI
 
 /// `dpm backup` and `dpm rp list|show`.
 enum BackupCommands {
-    static let all = [backup, rpList, rpShow]
+    static let all = [backup, rpList, rpShow, rpDelete]
 
     static let backup = CommandDefinition(
         path: ["backup"], summary: "Back up a data source and create a recovery point.", arguments: "DATASOURCE",
@@ -91,6 +91,20 @@ enum BackupCommands {
         if invocation.json { try invocation.output.emit(point) } else {
             invocation.output.line(String(decoding: try JSONCoding.encode(point, pretty: true), as: UTF8.self))
         }
+        return 0
+    }
+
+    static let rpDelete = CommandDefinition(
+        path: ["rp", "delete"], summary: "Delete one recovery point (run `dpm gc` to free its chunks).", arguments: "DATASOURCE",
+        options: [OptionSpec(name: "rp", value: "ID", help: "the recovery point to delete (required)")],
+        positionals: 1...1
+    ) { invocation in
+        guard let id = invocation.arguments.value("rp") else { throw HostError(.usage, "name the point: dpm rp delete DATASOURCE --rp ID") }
+        let service = try ProtectionService(dataDirectory: invocation.dataDirectory)
+        let source = try service.knownDataSource(invocation.positionals[0])
+        let point = try service.recoveryPoint(source, id)
+        try service.deleteRecoveryPoint(source, point)
+        if invocation.json { try invocation.output.emit(["deleted": point.id]) } else { invocation.output.line("deleted \(point.id)") }
         return 0
     }
 }

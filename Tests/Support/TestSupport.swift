@@ -136,3 +136,71 @@ public func runProcess(_ arguments: [String], environment extra: [String: String
                          stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
                          stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
 }
+
+/// Deterministic test content.
+public enum TestData {
+    /// `count` pseudo-random bytes from `seed` (xorshift64*), fast enough for hundreds of MiB.
+    public static func random(_ count: Int, seed: UInt64) -> [UInt8] {
+        var state = (seed &+ 1) &* 0x9E37_79B9_7F4A_7C15 | 1
+        var bytes = [UInt8](repeating: 0, count: count)
+        bytes.withUnsafeMutableBytes { raw in
+            let words = raw.bindMemory(to: UInt64.self)
+            for index in 0..<words.count {
+                state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+                words[index] = state &* 0x2545_F491_4F6C_DD1D
+            }
+        }
+        for index in (count / 8 * 8)..<count { bytes[index] = UInt8(truncatingIfNeeded: index) }
+        return bytes
+    }
+
+    /// Writes `bytes` at `offset` of the file at `path` (creating it).
+    public static func write(_ bytes: [UInt8], to path: String, at offset: UInt64) throws {
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: offset)
+        try handle.write(contentsOf: bytes)
+    }
+}
+
+/// A data directory whose `example-files` provider (the C example plugin) protects the
+/// files of one folder: real backups through a real plugin, without a VM.
+public struct ExampleFilesDeployment {
+    public let root: String
+    public var data: String { root + "/data" }
+    public var files: String { root + "/files" }
+    public var plugins: String { root + "/plugins" }
+    public var environment: [String: String] { ["DPM_PLUGIN_PATH": plugins, "DPM_TEST_MODE": "1"] }
+
+    public init(_ test: XCTestCase) throws {
+        root = try TestSupport.temporaryDirectory(test)
+        for directory in [files, plugins] {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        try TestSupport.compilePlugin(source: TestSupport.repositoryRoot + "/examples/c-plugin/example_plugin.c",
+                                      output: plugins + "/libExampleFiles.so")
+        let result = try dpm(["config", "set", "example-files.directory", files])
+        XCTAssertEqual(result.status, 0, result.stderr)
+    }
+
+    /// Runs dpm on this deployment.
+    @discardableResult
+    public func dpm(_ arguments: [String], extra: [String: String] = [:], timeout: TimeInterval = 600) throws -> CommandResult {
+        try DPM.run(arguments, dataDirectory: data, environment: environment.merging(extra) { $1 }, timeout: timeout)
+    }
+
+    /// Runs dpm and decodes its --json output as an object.
+    public func json(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        let result = try dpm(arguments + ["--json"])
+        XCTAssertEqual(result.status, 0, "\(arguments): \(result.stderr)", file: file, line: line)
+        return try XCTUnwrap(try result.json() as? [String: Any], file: file, line: line)
+    }
+
+    /// The recovery point ids of a data source, oldest first.
+    public func recoveryPoints(_ name: String) throws -> [[String: Any]] {
+        let result = try dpm(["rp", "list", name, "--json"])
+        guard result.status == 0 else { return [] }
+        return (try result.json() as? [String: Any])?["recovery_points"] as? [[String: Any]] ?? []
+    }
+}

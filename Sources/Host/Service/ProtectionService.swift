@@ -155,6 +155,17 @@ public final class ProtectionService {
         return report
     }
 
+    /// Deletes one recovery point (catalog row first, then its index); gc frees its chunks.
+    public func deleteRecoveryPoint(_ source: DataSourceRecord, _ point: RecoveryPointRecord) throws {
+        let lockPath = dataDirectory.locksDirectory + "/datasource-" + RecoveryPointID.directoryName(forDataSource: source.id) + ".lock"
+        guard let lock = try FileLock.acquire(lockPath, .exclusive, wait: false) else {
+            throw HostError(.busy, "a backup or recovery of \(source.name) is running; delete the point when it has finished")
+        }
+        defer { withExtendedLifetime(lock) {} }
+        try catalog().deleteRecoveryPoint(point.id)
+        unlink(try store(create: false).directory + "/" + point.indexPath)
+    }
+
     // MARK: Maintenance
 
     /// Verifies the recovery points of one data source (or all), or one point.
@@ -167,6 +178,7 @@ public final class ProtectionService {
             guard rp == nil else { throw HostError(.usage, "--rp needs a data source: dpm verify DATASOURCE --rp ID") }
             points = try catalog().allRecoveryPoints()
         }
+        guard !points.isEmpty else { return Verifier.Result() }
         let verifier = Verifier(store: try store(create: false), catalog: try catalog())
         verifier.onProgress = onProgress
         return try verifier.verify(points: points)

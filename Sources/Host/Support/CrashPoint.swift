@@ -1,19 +1,35 @@
 import Foundation
 import Glibc
 
-/// Test instrumentation for crash safety: with `DPM_CRASH_AT=NAME:N` in the environment,
-/// the N-th time the process reaches the point NAME it kills itself with SIGKILL, as a
-/// power cut would. Without the variable, `hit` only costs a dictionary lookup.
+/// Test instrumentation for crash safety and races:
+/// - `DPM_CRASH_AT=NAME:N`: the N-th time the process reaches the point NAME it kills itself
+///   with SIGKILL, as a power cut would;
+/// - `DPM_PAUSE_AT=NAME:SECONDS`: the first time it reaches NAME it sleeps, so a test can
+///   run something else (a gc) in the middle of a backup.
+/// Without the variables, `hit` costs one comparison.
 public enum CrashPoint {
     nonisolated(unsafe) static let target: (name: String, count: Int)? = {
         guard let value = ProcessInfo.processInfo.environment["DPM_CRASH_AT"],
               let colon = value.lastIndex(of: ":"), let count = Int(value[value.index(after: colon)...]) else { return nil }
         return (String(value[..<colon]), count)
     }()
+    nonisolated(unsafe) static let pause: (name: String, seconds: Double)? = {
+        guard let value = ProcessInfo.processInfo.environment["DPM_PAUSE_AT"],
+              let colon = value.lastIndex(of: ":"), let seconds = Double(value[value.index(after: colon)...]) else { return nil }
+        return (String(value[..<colon]), seconds)
+    }()
+    nonisolated(unsafe) private static var paused = false
     nonisolated(unsafe) private static var counts: [String: Int] = [:]
     private static let lock = NSLock()
 
     public static func hit(_ name: String) {
+        if let pause, pause.name == name {
+            lock.lock()
+            let first = !paused
+            paused = true
+            lock.unlock()
+            if first { Thread.sleep(forTimeInterval: pause.seconds) }
+        }
         guard let target, target.name == name else { return }
         lock.lock()
         counts[name, default: 0] += 1

@@ -43,8 +43,10 @@ public enum FileSystem {
         }
         guard fsync(fd) == 0 else { let e = errno; close(fd); throw HostError.posix("cannot fsync", path: temporary, errno: e) }
         close(fd)
+        CrashPoint.hit("atomic.synced")
         guard rename(temporary, path) == 0 else { throw HostError.posix("cannot rename into place", path: path) }
         ok = true
+        CrashPoint.hit("atomic.renamed")
         syncDirectory(directory)
     }
 
