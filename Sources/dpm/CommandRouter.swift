@@ -4,7 +4,7 @@ import Host
 /// Finds the command a command line names and runs it.
 enum CommandRouter {
     static var commands: [CommandDefinition] {
-        PluginsCommands.all + DataSourcesCommands.all + BackupCommands.all + RecoverCommands.all
+        PluginsCommands.all + VMCommands.all + DataSourcesCommands.all + BackupCommands.all + RecoverCommands.all
             + MaintenanceCommands.all + ConfigCommands.all + [versionCommand]
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Host
+import PluginAPI
 
 /// `dpm recover`.
 enum RecoverCommands {
@@ -8,22 +9,49 @@ enum RecoverCommands {
     static let recover = CommandDefinition(
         path: ["recover"], summary: "Recover a data source from a recovery point.", arguments: "DATASOURCE",
         details: """
-        Targets:
-          --raw DIR   write every stream (virtual disk) of the point as a raw file in DIR
+        Choose one target:
+          --original            replace the VM's disks where they are (written beside them, then swapped)
+          --alternate DIR       a full copy of the VM in DIR/NAME (disks and vm.json); --host, --format
+          --copy-disks DIR      the virtual disks only, in DIR; --format
+          --raw DIR             every stream of the point as a raw sparse file (any provider)
+        --format is vhdx, vhd or raw (default: the disk's own format; qcow2 disks become vhdx).
         """,
         options: [
             OptionSpec(name: "rp", value: "ID|latest", help: "the recovery point (default: latest)"),
+            OptionSpec(name: "original", value: nil, help: "replace the VM's disks in place"),
+            OptionSpec(name: "alternate", value: "DIR", help: "write a full copy of the VM under DIR"),
+            OptionSpec(name: "copy-disks", value: "DIR", help: "write the virtual disks only, into DIR"),
             OptionSpec(name: "raw", value: "DIR", help: "write each stream as a raw (sparse) file in DIR"),
+            OptionSpec(name: "format", value: "FORMAT", help: "vhdx, vhd or raw for --alternate and --copy-disks"),
+            OptionSpec(name: "host", value: "HOST", help: "the host the VM is recovered for (--alternate)"),
         ],
         positionals: 1...1
     ) { invocation in
         let service = try ProtectionService(dataDirectory: invocation.dataDirectory)
         let source = try service.knownDataSource(invocation.positionals[0])
         let point = try service.recoveryPoint(source, invocation.arguments.value("rp") ?? "latest")
-        guard let directory = invocation.arguments.value("raw") else {
-            throw HostError(.usage, "choose a target: --raw DIR (see `dpm recover --help`)")
+        let arguments = invocation.arguments
+        let targets = ["original", "alternate", "copy-disks", "raw"].filter { arguments.has($0) }
+        guard targets.count == 1 else {
+            throw HostError(.usage, "choose exactly one target: --original, --alternate DIR, --copy-disks DIR or --raw DIR (see `dpm recover --help`)")
         }
         let bar = ProgressBar("recover \(source.name)", output: invocation.output)
+        if targets[0] != "raw" {
+            let target = RestoreTarget(rawValue: targets[0]) ?? .original
+            let directory = arguments.value(targets[0]).map { $0.hasPrefix("/") || $0.hasPrefix("//") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
+            let options: JSONValue? = arguments.value("host").map { .object(["host": .string($0)]) }
+            let request = RestoreRequest(datasource: source.id, target: target, directory: directory, format: arguments.value("format"), options: options)
+            let reply = try service.restore(point, request: request, onProgress: bar.callback)
+            bar.finish()
+            if invocation.json { try invocation.output.emit(reply) } else {
+                for file in reply["written"]?.arrayValue ?? [] {
+                    invocation.output.line("wrote \(file["path"]?.stringValue ?? "?") (\(file["format"]?.stringValue ?? "?"))")
+                }
+                invocation.output.line("recovered \(source.name) from \(point.id) (\(target.rawValue)), \(Int(reply["chunks_read"]?.numberValue ?? 0)) chunks read")
+            }
+            return 0
+        }
+        let directory = arguments.value("raw")!
         let report = try service.restoreRaw(point, directory: directory, onProgress: bar.callback)
         bar.finish()
         if invocation.json { try invocation.output.emit(report) } else {

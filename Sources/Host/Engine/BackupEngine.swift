@@ -149,9 +149,11 @@ public final class BackupEngine {
         report.chunksZero += counters.chunksZeroRead
         report.notes = notes
         if previous == nil && options.verifyInitialReplica {
+            let verifyStarted = Date()
             let verifier = Verifier(store: store, catalog: catalog)
             let result = try verifier.verify(points: [record])
             report.verified = result.damaged.isEmpty
+            report.verifyMs = Int(Date().timeIntervalSince(verifyStarted) * 1000)
             if !result.damaged.isEmpty {
                 report.notes.append("the initial replica failed verification: \(result.damaged.map(\.problem).joined(separator: "; "))")
             }

@@ -20,6 +20,8 @@ public struct BackupReport: Codable, Sendable {
     public var notes: [String] = []
     /// Whether the new point was read back and checked (the initial replica is).
     public var verified = false
+    /// Time spent on that check, after (and not included in) the point's `duration_ms`.
+    public var verifyMs = 0
 }
 
 /// Counters the pipeline updates from several threads.

@@ -118,6 +118,12 @@ public final class RecoveryPointReader: RecoveryPointAccess, @unchecked Sendable
         let sequential = lastEntry.map { $0.stream == key.stream && ($0.entry == key.entry || $0.entry + 1 == key.entry) } ?? (key.entry == 0)
         lastEntry = key
         request(key)
+        // Pin the slot before scheduling read-ahead, whose requests may evict other slots.
+        guard let slot = cache[key] else { throw HostError(.internalError, "chunk cache lost an entry") }
+        slot.pins += 1
+        defer { slot.pins -= 1 }
+        useCounter += 1
+        slot.lastUse = useCounter
         if sequential && readAhead > 0 {
             var ahead = key.entry + 1
             var scheduled = 0
@@ -129,9 +135,6 @@ public final class RecoveryPointReader: RecoveryPointAccess, @unchecked Sendable
                 ahead += 1
             }
         }
-        guard let slot = cache[key] else { throw HostError(.internalError, "chunk cache lost an entry") }
-        slot.pins += 1
-        defer { slot.pins -= 1 }
         while !slot.ready && !stopped { condition.wait() }
         if let error = slot.error {
             cache[key] = nil

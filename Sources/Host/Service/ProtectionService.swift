@@ -84,13 +84,24 @@ public final class ProtectionService {
 
     // MARK: Backup and recovery points
 
+    /// The churn rate the catalog has observed for a data source: new bytes per backup as a
+    /// fraction of its size, averaged over its last ten incremental points; 10% before any.
+    public func observedChurn(_ datasource: String) throws -> Double {
+        let points = try catalog().recoveryPoints(datasource: datasource).dropFirst().suffix(10).filter { $0.logicalBytes > 0 }
+        guard !points.isEmpty else { return 0.1 }
+        return points.reduce(0.0) { $0 + Double($1.bytesNew) / Double($1.logicalBytes) } / Double(points.count)
+    }
+
     public func backup(_ name: String, provider: String? = nil, options: BackupEngine.Options) throws -> BackupReport {
         let (source, handle) = try resolveDataSource(name, provider: provider)
         let catalog = try catalog()
+        var options = options
+        var providerOptions: [String: JSONValue] = ["churn_rate": .number(try observedChurn(source.id)), "concurrent_backups": .number(1)]
+        if case .object(let given)? = options.providerOptions { providerOptions.merge(given) { $1 } }
+        options.providerOptions = .object(providerOptions)
         let job = try catalog.createJob(kind: "backup", datasource: source.id)
         do {
             let engine = BackupEngine(dataDirectory: dataDirectory, store: try store(), catalog: catalog)
-            var options = options
             let userProgress = options.onProgress
             var lastUpdate = Date.distantPast
             options.onProgress = { done, total in
@@ -135,6 +146,40 @@ public final class ProtectionService {
             Log.warning("recovery point \(point.id) is marked damaged (\(point.damage ?? "")); reading what is intact")
         }
         return try RecoveryPointReader(store: try store(create: false), record: point)
+    }
+
+    /// Recovers a recovery point through its workload provider (original location,
+    /// alternate location, disks only), which reads the point through host callbacks.
+    public func restore(_ point: RecoveryPointRecord, request: RestoreRequest, onProgress: ((UInt64, UInt64) -> Void)?) throws -> JSONValue {
+        let source = try knownDataSource(point.datasourceId)
+        let provider = try registry().workload(source.provider)
+        let catalog = try catalog()
+        let job = try catalog.createJob(kind: "recovery", datasource: source.id)
+        do {
+            let reader = try self.reader(point)
+            defer { reader.close() }
+            let context = try provider.context()
+            context.recoveryPoint = reader
+            var lastUpdate = Date.distantPast
+            context.onProgress = { done, total in
+                onProgress?(done, total)
+                if Date().timeIntervalSince(lastUpdate) > 1 {
+                    lastUpdate = Date()
+                    try? catalog.updateJobProgress(job, done: done, total: total)
+                }
+            }
+            var reply = try provider.restore(request, context: context)
+            if case .object(var object) = reply {
+                object["chunks_read"] = .number(Double(reader.chunksLoaded))
+                object["bytes_read"] = .number(Double(reader.bytesLoaded))
+                reply = .object(object)
+            }
+            try catalog.finishJob(job, state: "succeeded", message: "recovered \(source.name) from \(point.id)", result: reply.description)
+            return reply
+        } catch {
+            try? catalog.finishJob(job, state: "failed", message: String(describing: error))
+            throw error
+        }
     }
 
     /// Writes every stream of a recovery point as raw files in `directory`.

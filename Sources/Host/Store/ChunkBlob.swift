@@ -21,7 +21,10 @@ import Foundation
 /// (key: StoreKeys.encryption, additional authenticated data: the 32 raw digest bytes
 /// followed by header bytes 0..<16) when encrypted; then decompress when compressed. The
 /// result must be `plain length` bytes whose SHA-256 (or, in an encrypted store,
-/// HMAC-SHA-256 under StoreKeys.mac) equals the file's name. Compression is skipped when it
+/// HMAC-SHA-256 under StoreKeys.mac) equals the file's name. A reader also checks that the
+/// payload length is the file size − 48, that the plain length equals the length of the
+/// index entry that names the chunk, and that the encryption flag matches the store's
+/// config.json (a mismatch is damage). Compression is skipped when it
 /// would not save space, so random data costs no decompression.
 public enum ChunkBlob {
     public static let headerSize = 48
@@ -45,8 +48,9 @@ public enum ChunkBlob {
             LittleEndian.put(UInt32(plainLength), into: &bytes, at: 8)
             LittleEndian.put(UInt32(payloadLength), into: &bytes, at: 12)
             if encrypted {
-                bytes.replaceSubrange(16..<28, with: nonce)
-                bytes.replaceSubrange(28..<44, with: tag)
+                // Copied byte by byte: a nonce or tag not yet known (empty) leaves zeros.
+                for (index, byte) in nonce.prefix(12).enumerated() { bytes[16 + index] = byte }
+                for (index, byte) in tag.prefix(16).enumerated() { bytes[28 + index] = byte }
             }
             LittleEndian.put(CRC32.checksum(bytes[0..<44]), into: &bytes, at: 44)
             return bytes

@@ -7,9 +7,14 @@ import Glibc
 /// Layout of `DATA/store/`:
 ///
 ///     config.json            StoreConfiguration: chunk size, compression, encryption
-///     chunks/XX/DIGEST       one ChunkBlob per distinct chunk (XX = first two hex digits)
-///     points/DS/RP.dpmidx    one RecoveryPointIndex per recovery point (DS = data source id)
+///     chunks/XX/DIGEST       one ChunkBlob per distinct chunk (DIGEST in lower-case hex,
+///                            XX its first two digits)
+///     points/DS/RP.dpmidx    one RecoveryPointIndex per recovery point; DS is the data source
+///                            id escaped for file names: ASCII letters, digits, '_', '-' and a
+///                            non-leading '.' stay, every other byte becomes %XX (upper-case
+///                            hex), and an empty id becomes '%'
 ///     tmp/                   chunks and indexes being written
+///     quarantine/            chunks verify found damaged, kept for inspection
 ///
 /// Crash safety: a chunk is written to `tmp/`, made durable (syncfs), and only then renamed
 /// to its name; the renames are made durable before the index that references them is

@@ -33,8 +33,27 @@ import PluginAPI
 ///       37  3  reserved, 0
 ///     trailer (32 bytes): SHA-256 of every byte before it
 ///
-/// For fixed-size chunks, entry i covers [i × chunk size, …), so a reader finds the entry
-/// for any offset by division; for content-defined chunks it adds up lengths once.
+/// The areas follow each other without gaps: T = 64 + M, E = T + 48 × S, and the entry
+/// area ends where the trailer begins (E + 40 × N = file size − 32). Stream records list
+/// their entries in order, together covering all N entries exactly once. For fixed-size
+/// chunks every entry but the last is exactly the chunk size, and entry i covers
+/// [i × chunk size, …), so a reader finds the entry for any offset by division; for
+/// content-defined chunks it adds up lengths once.
+///
+/// The manifest is a JSON object with these keys (unknown keys must be ignored):
+///
+///     store_id         the `id` of the store's config.json
+///     datasource       the data source's id; datasource_name its display name
+///     provider         the workload provider's id, e.g. "hyperv-host"
+///     rp               this recovery point's id, e.g. "20261127-013502-3f9a"
+///     time             the snapshot time, ISO-8601 UTC with milliseconds ("…T01:35:02.123Z")
+///     kind             "full", "incremental" or "express-full" (every point is a full image)
+///     consistency      "application", "filesystem" or "crash"; reason says why; pause_ms
+///     token            the change-tracking token (optional)
+///     parent_rp        the point an incremental was based on (optional)
+///     metadata         the provider's own description (for HyperVHost: {"vm": {…disks…}})
+///     streams          [{"name", "kind": "block"|"file", "size"}], in the order of the
+///                      stream table; record i describes streams[i] and sizes agree
 public struct RecoveryPointIndex: Sendable {
     public enum EntryFlag: UInt8, Sendable, Codable {
         case data = 0, zero = 1, excluded = 2

@@ -6,8 +6,10 @@ import Foundation
 ///      "compression": "zstd", "zstd_level": 1,
 ///      "encryption": "none" | "aes-256-gcm", "key_check": "64 hex digits or empty"}
 ///
-/// `key_check` is HMAC-SHA-256(master key, "dpm key check"), so a wrong key file is refused
-/// before anything is read or written with it.
+/// `key_check` is HMAC-SHA-256(master key, "dpm key check") in lower-case hex, so a wrong key
+/// file is refused before anything is read or written with it. `chunk_size`, `compression`
+/// and `zstd_level` govern writing; a reader trusts each chunk's own header and each index's
+/// stream table instead.
 public struct StoreConfiguration: Codable, Sendable {
     public var format = "dpm-store"
     public var version = 1
@@ -24,7 +26,8 @@ public struct StoreConfiguration: Codable, Sendable {
 }
 
 /// The keys of an encrypted store, derived from the 32-byte master key in the key file
-/// (64 hex digits, optionally followed by a newline):
+/// (64 hex digits, either case, surrounding white space ignored). Each derivation is
+/// HMAC-SHA-256 keyed with the master key over the label's UTF-8 bytes (no terminator):
 /// - `encryption` = HMAC-SHA-256(master, "dpm chunk encryption"), the AES-256-GCM key;
 /// - `mac` = HMAC-SHA-256(master, "dpm chunk digest"), the key of the chunk digests.
 public struct StoreKeys: Sendable {

@@ -7,4 +7,12 @@
 extern int syncfs(int fd);
 
 static inline int dpm_syncfs(int fd) { return syncfs(fd); }
+
+#include <sys/vfs.h>
+
+/* The file-system type (statfs f_type) of `path`, or -1 on error. */
+static inline long dpm_filesystem_type(const char *path) {
+    struct statfs info;
+    return statfs(path, &info) == 0 ? (long)info.f_type : -1;
+}
 #endif

@@ -1,0 +1,70 @@
+import Foundation
+import Host
+import PluginAPI
+
+/// `dpm vm add|list|show|remove`: the HyperVHost provider's VM inventory.
+enum VMCommands {
+    static let all = [add, list, show, remove]
+
+    static func provider(_ invocation: Invocation) throws -> WorkloadProviderHandle {
+        try invocation.registry().workload("hyperv-host")
+    }
+
+    static let add = CommandDefinition(
+        path: ["vm", "add"], summary: "Register a VM (its disks, host and storage) for protection.", arguments: "NAME",
+        details: """
+        The VM gets a stable UUID that follows it from host to host. Disks are VHDX, VHD, qcow2 or raw files;
+        a disk on an SMB 3.0 share is given as //server/share/path (the share must be mounted on this host,
+        or mapped with `dpm config set hyperv-host.shares '//server/share=/mount/point'`).
+        Refused: components split between local and remote storage, and shares named by IP address.
+        """,
+        options: [
+            OptionSpec(name: "disk", value: "PATH", help: "a virtual disk of the VM (repeat for each disk)", repeatable: true),
+            OptionSpec(name: "host", value: "HOST", help: "the host that runs the VM (default: this host)"),
+            OptionSpec(name: "storage", value: "KIND", help: "local, csv (cluster shared volume) or smb"),
+            OptionSpec(name: "cluster", value: "NAME", help: "the cluster, for VMs on cluster shared volumes"),
+        ],
+        positionals: 1...1
+    ) { invocation in
+        var args: [String: JSONValue] = [
+            "name": .string(invocation.positionals[0]),
+            "disks": .array(invocation.arguments.all("disk").map { .string($0.hasPrefix("/") || $0.hasPrefix("//") || $0.hasPrefix("\\\\") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0) }),
+        ]
+        for key in ["host", "storage", "cluster"] { if let value = invocation.arguments.value(key) { args[key] = .string(value) } }
+        let vm = try provider(invocation).command("vm.add", .object(args))
+        if invocation.json { try invocation.output.emit(vm) } else {
+            invocation.output.line("added VM \(vm["name"]?.stringValue ?? "") (\(vm["id"]?.stringValue ?? "")) with \(vm["disks"]?.arrayValue?.count ?? 0) disk(s)")
+        }
+        return 0
+    }
+
+    static let list = CommandDefinition(
+        path: ["vm", "list"], summary: "List the registered VMs.", arguments: ""
+    ) { invocation in
+        let vms = try provider(invocation).command("vm.list").arrayValue ?? []
+        if invocation.json { try invocation.output.emit(vms) } else {
+            invocation.output.table(["NAME", "HOST", "STORAGE", "DISKS", "ID"], vms.map { vm in
+                [vm["name"]?.stringValue ?? "", vm["host"]?.stringValue ?? "", vm["storage"]?.stringValue ?? "",
+                 (vm["disks"]?.arrayValue ?? []).compactMap { $0["path"]?.stringValue }.joined(separator: ","), vm["id"]?.stringValue ?? ""]
+            })
+        }
+        return 0
+    }
+
+    static let show = CommandDefinition(
+        path: ["vm", "show"], summary: "Show one registered VM.", arguments: "NAME", positionals: 1...1
+    ) { invocation in
+        let vm = try provider(invocation).command("vm.show", .object(["name": .string(invocation.positionals[0])]))
+        invocation.output.line(String(decoding: try JSONCoding.encode(vm, pretty: true), as: UTF8.self))
+        return 0
+    }
+
+    static let remove = CommandDefinition(
+        path: ["vm", "remove"], summary: "Remove a VM from the inventory (its recovery points stay).", arguments: "NAME",
+        positionals: 1...1
+    ) { invocation in
+        let vm = try provider(invocation).command("vm.remove", .object(["name": .string(invocation.positionals[0])]))
+        if invocation.json { try invocation.output.emit(vm) } else { invocation.output.line("removed VM \(vm["name"]?.stringValue ?? "")") }
+        return 0
+    }
+}
