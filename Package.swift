@@ -43,7 +43,7 @@ let package = Package(
 
         .target(name: "Host", dependencies: ["PluginAPI", "CSQLite", "CZstd", "CCrypto", "CLinux"]),
 
-        plugin("HyperVHost"),
+        plugin("HyperVHost", extraDependencies: ["CLinux"]),
         plugin("GuestApp"),
         plugin("TapeLibrary"),
         plugin("OnlineTier"),

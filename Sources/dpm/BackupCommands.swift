@@ -35,6 +35,7 @@ enum BackupCommands {
         }
         let bar = ProgressBar("backup \(invocation.positionals[0])", output: invocation.output)
         options.onProgress = bar.callback
+        options.cancellation = CancellationFlag.onTerminationSignals()
         let report = try service.backup(invocation.positionals[0], provider: invocation.arguments.value("provider"), options: options)
         bar.finish()
         if invocation.json {

@@ -21,10 +21,11 @@ public final class Catalog {
 
     public func upsert(_ source: DataSourceRecord) throws {
         try database.query("""
-            INSERT INTO datasources(id, provider, name, kind, retention_days, created) VALUES(?,?,?,?,?,?)
-            ON CONFLICT(id) DO UPDATE SET provider = excluded.provider, name = excluded.name, kind = excluded.kind
+            INSERT INTO datasources(id, provider, name, kind, retention_days, created, host) VALUES(?,?,?,?,?,?,?)
+            ON CONFLICT(id) DO UPDATE SET provider = excluded.provider, name = excluded.name, kind = excluded.kind,
+                host = COALESCE(excluded.host, host)
             """, [.text(source.id), .text(source.provider), .text(source.name), .text(source.kind),
-                  .integer(Int64(source.retentionDays)), .text(CatalogTime.string(source.created))])
+                  .integer(Int64(source.retentionDays)), .text(CatalogTime.string(source.created)), source.host.map { .text($0) } ?? .null])
     }
 
     public func setRetention(datasource: String, days: Int) throws {
@@ -32,16 +33,16 @@ public final class Catalog {
     }
 
     public func dataSources() throws -> [DataSourceRecord] {
-        try database.query("SELECT id, provider, name, kind, retention_days, created FROM datasources ORDER BY name").map(Self.dataSource)
+        try database.query("SELECT id, provider, name, kind, retention_days, created, host FROM datasources ORDER BY name").map(Self.dataSource)
     }
 
     /// Finds a data source by id, or by name when the name is unique.
     public func dataSource(_ idOrName: String) throws -> DataSourceRecord? {
-        if let row = try database.query("SELECT id, provider, name, kind, retention_days, created FROM datasources WHERE id = ?",
+        if let row = try database.query("SELECT id, provider, name, kind, retention_days, created, host FROM datasources WHERE id = ?",
                                         [.text(idOrName)]).first {
             return Self.dataSource(row)
         }
-        let rows = try database.query("SELECT id, provider, name, kind, retention_days, created FROM datasources WHERE name = ?",
+        let rows = try database.query("SELECT id, provider, name, kind, retention_days, created, host FROM datasources WHERE name = ?",
                                       [.text(idOrName)])
         guard rows.count <= 1 else {
             throw HostError(.usage, "several data sources are named '\(idOrName)'; use the id (see `dpm datasources list`)")
@@ -51,7 +52,8 @@ public final class Catalog {
 
     static func dataSource(_ row: [SQLiteDatabase.Value]) -> DataSourceRecord {
         DataSourceRecord(id: row[0].string ?? "", provider: row[1].string ?? "", name: row[2].string ?? "", kind: row[3].string ?? "",
-                         retentionDays: Int(row[4].int ?? 14), created: CatalogTime.date(row[5].string) ?? Date(timeIntervalSince1970: 0))
+                         retentionDays: Int(row[4].int ?? 14), created: CatalogTime.date(row[5].string) ?? Date(timeIntervalSince1970: 0),
+                         host: row[6].string)
     }
 
     // MARK: Recovery points
@@ -129,29 +131,52 @@ public final class Catalog {
     }
 
     public func finishJob(_ id: Int64, state: String, message: String?, result: String? = nil) throws {
-        try database.query("UPDATE jobs SET state = ?, finished = ?, message = ?, result = ? WHERE id = ?",
+        try database.query("UPDATE jobs SET state = ?, finished = ?, message = ?, result = COALESCE(?, result) WHERE id = ?",
                            [.text(state), .text(CatalogTime.string(Date())), message.map { .text($0) } ?? .null,
                             result.map { .text($0) } ?? .null, .integer(id)])
     }
 
-    public func jobs(limit: Int = 100) throws -> [JobRecord] {
+    /// Records a job the scheduler starts; the worker process fills in its pid.
+    public func createScheduledJob(_ job: ScheduledJob, mode: String?) throws -> Int64 {
+        let now = CatalogTime.string(Date())
         try database.query("""
-            SELECT id, kind, datasource_id, state, created, started, finished, pid, progress_done, progress_total, message, result
-            FROM jobs ORDER BY id DESC LIMIT ?
-            """, [.integer(Int64(limit))]).map(Self.job)
+            INSERT INTO jobs(kind, datasource_id, state, created, started, schedule_key, slot, mode) VALUES(?,?,'running',?,?,?,?,?)
+            """, [.text(job.kind.rawValue), job.datasource.map { .text($0) } ?? .null, .text(now), .text(now), .text(job.key),
+                  .text(CatalogTime.string(job.slot)), mode.map { .text($0) } ?? .null])
+        return database.lastInsertRowID
+    }
+
+    public func setJobPid(_ id: Int64, _ pid: Int32) throws {
+        try database.query("UPDATE jobs SET pid = ? WHERE id = ?", [.integer(Int64(pid)), .integer(id)])
+    }
+
+    /// Marks a job cancelled by request (the worker then stops and records the outcome).
+    public func requestCancel(_ id: Int64) throws {
+        try database.query("UPDATE jobs SET message = 'cancel requested' WHERE id = ? AND state = 'running'", [.integer(id)])
+    }
+
+    static let jobColumns = """
+        id, kind, datasource_id, state, created, started, finished, pid, progress_done, progress_total, message, result,
+        schedule_key, slot, mode
+        """
+
+    public func jobs(limit: Int = 100, state: String? = nil) throws -> [JobRecord] {
+        if let state {
+            return try database.query("SELECT \(Self.jobColumns) FROM jobs WHERE state = ? ORDER BY id DESC LIMIT ?",
+                                      [.text(state), .integer(Int64(limit))]).map(Self.job)
+        }
+        return try database.query("SELECT \(Self.jobColumns) FROM jobs ORDER BY id DESC LIMIT ?", [.integer(Int64(limit))]).map(Self.job)
     }
 
     public func job(_ id: Int64) throws -> JobRecord? {
-        try database.query("""
-            SELECT id, kind, datasource_id, state, created, started, finished, pid, progress_done, progress_total, message, result
-            FROM jobs WHERE id = ?
-            """, [.integer(id)]).first.map(Self.job)
+        try database.query("SELECT \(Self.jobColumns) FROM jobs WHERE id = ?", [.integer(id)]).first.map(Self.job)
     }
 
     static func job(_ row: [SQLiteDatabase.Value]) -> JobRecord {
         JobRecord(id: row[0].int ?? 0, kind: row[1].string ?? "", datasourceId: row[2].string, state: row[3].string ?? "",
                   created: CatalogTime.date(row[4].string) ?? Date(timeIntervalSince1970: 0), started: CatalogTime.date(row[5].string),
                   finished: CatalogTime.date(row[6].string), pid: row[7].int.map { Int($0) },
-                  progressDone: UInt64(row[8].int ?? 0), progressTotal: UInt64(row[9].int ?? 0), message: row[10].string, result: row[11].string)
+                  progressDone: UInt64(row[8].int ?? 0), progressTotal: UInt64(row[9].int ?? 0), message: row[10].string, result: row[11].string,
+                  scheduleKey: row[12].string, slot: CatalogTime.date(row[13].string), mode: row[14].string)
     }
 }

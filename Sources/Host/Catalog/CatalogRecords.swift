@@ -9,6 +9,8 @@ public struct DataSourceRecord: Codable, Sendable, Equatable {
     public var kind: String
     public var retentionDays: Int
     public var created: Date
+    /// The host the data source runs on, when its provider says (the per-host job limit).
+    public var host: String?
 }
 
 /// How an incremental found what changed.
@@ -58,6 +60,10 @@ public struct JobRecord: Codable, Sendable, Equatable {
     public var progressTotal: UInt64
     public var message: String?
     public var result: String?
+    /// For scheduled jobs: the scheduler's key and slot, and the backup mode.
+    public var scheduleKey: String?
+    public var slot: Date?
+    public var mode: String?
 }
 
 /// Timestamps in the catalog: ISO-8601 UTC with milliseconds, which sort as text.

@@ -51,6 +51,30 @@ enum CatalogSchema {
         );
         CREATE INDEX jobs_by_state ON jobs(state);
         """,
+        // 2: protection groups, the scheduler's memory, scheduled jobs, consistency marks.
+        """
+        CREATE TABLE groups(
+            name TEXT PRIMARY KEY,
+            policy TEXT NOT NULL,
+            created TEXT NOT NULL,
+            modified TEXT NOT NULL
+        );
+        CREATE TABLE group_members(
+            datasource_id TEXT PRIMARY KEY,
+            group_name TEXT NOT NULL REFERENCES groups(name) ON DELETE CASCADE
+        );
+        CREATE TABLE schedule_state(
+            key TEXT PRIMARY KEY,
+            last_slot TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            retry_at TEXT
+        );
+        ALTER TABLE jobs ADD COLUMN schedule_key TEXT;
+        ALTER TABLE jobs ADD COLUMN slot TEXT;
+        ALTER TABLE jobs ADD COLUMN mode TEXT;
+        ALTER TABLE datasources ADD COLUMN consistent INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE datasources ADD COLUMN host TEXT;
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -15,6 +15,9 @@ public final class BackupEngine {
         public var verifyInitialReplica = true
         public var workers = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
         public var onProgress: ((UInt64, UInt64) -> Void)?
+        /// Raised to stop the backup; it ends with `cancelled`, keeping the chunks it wrote
+        /// (the next backup deduplicates against them, so the work is not lost).
+        public var cancellation: CancellationFlag?
 
         public init(mode: BackupMode, providerOptions: JSONValue? = nil) {
             self.mode = mode
@@ -55,6 +58,7 @@ public final class BackupEngine {
         }
         let context = try provider.context()
         context.onProgress = nil
+        let cancellation = options.cancellation
         let request = SnapshotRequest(datasource: datasource.id, mode: mode, previousToken: previous?.record.token,
                                       options: options.providerOptions)
         let snapshot = try provider.prepareSnapshot(request, context: context)
@@ -89,7 +93,7 @@ public final class BackupEngine {
                 if stream.kind == .block {
                     let source = try feedBlockStream(number, stream, snapshot: snapshot, mode: mode, previous: previous,
                                                      pipeline: pipeline, counters: counters, report: &report, notes: &notes,
-                                                     onProgress: options.onProgress, total: total)
+                                                     onProgress: options.onProgress, total: total, cancellation: cancellation)
                     changeSources.insert(source)
                     streamLayouts.append((.fixed, stream.size))
                 } else {
@@ -98,6 +102,7 @@ public final class BackupEngine {
                     streamLayouts.append((.contentDefined, stream.size))
                 }
                 try context.checkCancelled()
+                try cancellation?.check()
             }
         } catch {
             pipeline.fail(error)
@@ -165,7 +170,7 @@ public final class BackupEngine {
     private func feedBlockStream(_ number: Int, _ stream: StreamDescription, snapshot: SnapshotHandle, mode: BackupMode,
                                  previous: (record: RecoveryPointRecord, index: RecoveryPointIndex)?, pipeline: BackupPipeline,
                                  counters: BackupCounters, report: inout BackupReport, notes: inout [String],
-                                 onProgress: ((UInt64, UInt64) -> Void)?, total: UInt64) throws -> ChangeSource {
+                                 onProgress: ((UInt64, UInt64) -> Void)?, total: UInt64, cancellation: CancellationFlag?) throws -> ChangeSource {
         let extents = try snapshot.extents(stream: number)
         try ChunkPlan.validate(extents, size: stream.size, provider: snapshot.provider.info.id, stream: stream.name)
         var previousEntries: [RecoveryPointIndex.Entry]?
@@ -202,6 +207,10 @@ public final class BackupEngine {
                 pipeline.set(stream: number, index: index, entry)
                 report.chunksUnchanged += 1
             case .read(let ranges):
+                if let cancellation, cancellation.isCancelled {
+                    context(snapshot).cancel()
+                    try cancellation.check()
+                }
                 let buffer = try pipeline.takeBuffer()
                 do {
                     var position = 0
@@ -225,6 +234,8 @@ public final class BackupEngine {
         }
         return source
     }
+
+    func context(_ snapshot: SnapshotHandle) -> CallContext { snapshot.context }
 
     /// Reads a byte stream sequentially and cuts it into content-defined chunks.
     private func feedFileStream(_ number: Int, _ stream: StreamDescription, snapshot: SnapshotHandle, pipeline: BackupPipeline,

@@ -69,7 +69,8 @@ public final class ProtectionService {
             let hint = problems.isEmpty ? "" : " (providers that could not answer: \(problems.joined(separator: "; ")))"
             throw HostError(.notFound, "no data source '\(name)'; see `dpm datasources list`\(hint)")
         }
-        let record = DataSourceRecord(id: source.id, provider: handle.id, name: source.name, kind: source.kind, retentionDays: 14, created: Date())
+        let record = DataSourceRecord(id: source.id, provider: handle.id, name: source.name, kind: source.kind, retentionDays: 14,
+                                      created: Date(), host: source.details?["host"]?.stringValue)
         try catalog().upsert(record)
         return (try catalog().dataSource(source.id) ?? record, handle)
     }
@@ -92,14 +93,16 @@ public final class ProtectionService {
         return points.reduce(0.0) { $0 + Double($1.bytesNew) / Double($1.logicalBytes) } / Double(points.count)
     }
 
-    public func backup(_ name: String, provider: String? = nil, options: BackupEngine.Options) throws -> BackupReport {
+    /// Backs up a data source, recording the run as a job (or in `job`, a job row the
+    /// server created for it).
+    public func backup(_ name: String, provider: String? = nil, options: BackupEngine.Options, job existingJob: Int64? = nil) throws -> BackupReport {
         let (source, handle) = try resolveDataSource(name, provider: provider)
         let catalog = try catalog()
         var options = options
         var providerOptions: [String: JSONValue] = ["churn_rate": .number(try observedChurn(source.id)), "concurrent_backups": .number(1)]
         if case .object(let given)? = options.providerOptions { providerOptions.merge(given) { $1 } }
         options.providerOptions = .object(providerOptions)
-        let job = try catalog.createJob(kind: "backup", datasource: source.id)
+        let job = try existingJob ?? catalog.createJob(kind: "backup", datasource: source.id)
         do {
             let engine = BackupEngine(dataDirectory: dataDirectory, store: try store(), catalog: catalog)
             let userProgress = options.onProgress

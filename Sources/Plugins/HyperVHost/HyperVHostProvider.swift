@@ -1,16 +1,74 @@
+import Foundation
 import PluginAPI
 
-/// Host-level VM protection: the VM inventory, snapshots of VMs at rest or running, the
-/// Hyper-V disk formats, and recovery of whole VMs, disks and items (behaviours 1–3, 5, 10).
+/// Host-level VM protection: the VM inventory, snapshots of VMs at rest, the Hyper-V disk
+/// formats, and recovery of whole VMs and disks (behaviours 1, 3, 5, 6 and 10).
 final class HyperVHostProvider: WorkloadProvider {
-    static let version = "0.1.0"
+    static let version = "0.2.0"
 
     let descriptor = ProviderDescriptor(
         id: "hyperv-host",
         displayName: "Hyper-V host-level VM protection (VHDX, VHD, qcow2, raw)",
         version: HyperVHostProvider.version,
         kind: .workload,
-        capabilities: [.offlineBackup, .blockStreams, .restoreOriginal, .restoreAlternate, .expressFull],
-        status: .planned("VM inventory, disk-format readers and backup are not built yet")
+        capabilities: [.offlineBackup, .changeTracking, .blockStreams, .restoreOriginal, .restoreAlternate, .expressFull],
+        status: .ready("VMs at rest; running VMs over QMP and item-level recovery are not built yet")
     )
+
+    func enumerate(call: HostCall) throws -> [DataSourceDescription] {
+        let inventory = try VMInventory(stateDirectory: try call.stateDirectory())
+        let shares = call.config("shares")
+        return inventory.vms.map { vm in
+            var size: UInt64 = 0
+            var problem: String?
+            for disk in vm.disks {
+                do {
+                    size += try DiskImageOpener.open(path: try StoragePath(disk.path).localPath(shares: shares), format: disk.format).virtualSize
+                } catch {
+                    problem = String(describing: error)
+                }
+            }
+            var details: [String: JSONValue] = ["host": .string(vm.host), "storage": .string(vm.storage),
+                                                "disks": .array(vm.disks.map { .string($0.path) })]
+            if let cluster = vm.cluster { details["cluster"] = .string(cluster) }
+            if let problem { details["problem"] = .string(problem) }
+            return DataSourceDescription(id: vm.id, name: vm.name, kind: "vm", size: size, details: .object(details))
+        }
+    }
+
+    func prepareSnapshot(_ request: SnapshotRequest, call: HostCall) throws -> WorkloadSnapshot {
+        let inventory = try VMInventory(stateDirectory: try call.stateDirectory())
+        let vm = try inventory.require(request.datasource)
+        if vm.qmp != nil {
+            throw PluginError(.planned, "VM \(vm.name) is linked to a running QEMU; backups of running VMs are not built yet")
+        }
+        return try AtRestSnapshot(vm: vm, shares: call.config("shares"), options: request.options)
+    }
+
+    func restore(_ request: RestoreRequest, call: HostCall) throws -> JSONValue {
+        let restorer = try VMRestorer(call: call)
+        return try restorer.restore(request, inventory: try VMInventory(stateDirectory: try call.stateDirectory()), shares: call.config("shares"))
+    }
+
+    func command(_ request: CommandRequest, call: HostCall) throws -> JSONValue {
+        let state = try call.stateDirectory()
+        switch request.verb {
+        case "vm.add":
+            let args = try JSONCoding.decode(VMRegistration.Request.self, from: JSONCoding.encode(request.args ?? .object([:])))
+            let vm = try VMRegistration.validate(args, shares: call.config("shares"))
+            try VMInventory.locked(state) { try $0.add(vm) }
+            return try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(vm))
+        case "vm.list":
+            return try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(try VMInventory(stateDirectory: state).vms))
+        case "vm.show":
+            let vm = try VMInventory(stateDirectory: state).require(request.args?["name"]?.stringValue ?? "")
+            return try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(vm))
+        case "vm.remove":
+            let name = request.args?["name"]?.stringValue ?? ""
+            let vm = try VMInventory.locked(state) { try $0.remove(name) }
+            return try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(vm))
+        default:
+            throw PluginError(.unsupported, "hyperv-host has no command '\(request.verb)'")
+        }
+    }
 }

@@ -1,0 +1,35 @@
+import Foundation
+import Host
+
+/// `dpm replica export|import`: offline replica creation on removable media.
+enum ReplicaCommands {
+    static let all = [export, importCommand]
+
+    static let export = CommandDefinition(
+        path: ["replica", "export"], summary: "Write a data source's recovery point, with its chunks, to a folder (removable media).",
+        arguments: "DATASOURCE DIR",
+        details: "At the protecting server, create the group with --replica offline:DIR (or run `dpm replica import`).",
+        options: [OptionSpec(name: "rp", value: "ID|latest", help: "the recovery point to export (default: latest)")],
+        positionals: 2...2
+    ) { invocation in
+        let service = try ProtectionService(dataDirectory: invocation.dataDirectory)
+        let description = try ReplicaTransfer(service: service).export(invocation.positionals[0], rp: invocation.arguments.value("rp") ?? "latest",
+                                                                       to: invocation.positionals[1])
+        if invocation.json { try invocation.output.emit(description) } else {
+            invocation.output.line("exported \(description.datasourceName) \(description.rp): \(description.chunks) chunks, "
+                                   + "\(ByteFormat.string(description.bytes)) to \(invocation.positionals[1])")
+        }
+        return 0
+    }
+
+    static let importCommand = CommandDefinition(
+        path: ["replica", "import"], summary: "Import an exported replica as a new data source's first recovery point.",
+        arguments: "DATASOURCE DIR", positionals: 2...2
+    ) { invocation in
+        let service = try ProtectionService(dataDirectory: invocation.dataDirectory)
+        let (source, _) = try service.resolveDataSource(invocation.positionals[0])
+        let point = try ReplicaTransfer(service: service).importReplica(from: invocation.positionals[1], into: source)
+        if invocation.json { try invocation.output.emit(point) } else { invocation.output.line("imported \(source.name) as recovery point \(point.id)") }
+        return 0
+    }
+}
