@@ -3,6 +3,13 @@ import Host
 import PluginAPI
 
 /// `dpm backup` and `dpm rp list|show`.
+/// `dpm rp list --json`.
+struct RecoveryPointList: Encodable {
+    var datasource: String
+    var name: String
+    var recoveryPoints: [RecoveryPointRecord]
+}
+
 enum BackupCommands {
     static let all = [backup, rpList, rpShow, rpDelete]
 
@@ -65,8 +72,7 @@ enum BackupCommands {
         let service = try ProtectionService(dataDirectory: invocation.dataDirectory)
         let (source, points) = try service.recoveryPoints(invocation.positionals[0])
         if invocation.json {
-            try invocation.output.emit(["datasource": JSONValue.string(source.id), "name": .string(source.name)]
-                .merging(["recovery_points": try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(points))]) { $1 })
+            try invocation.output.emit(RecoveryPointList(datasource: source.id, name: source.name, recoveryPoints: points))
             return 0
         }
         if invocation.arguments.has("calendar") {

@@ -1,8 +1,8 @@
 import Foundation
-import PluginAPI
 import TestSupport
 import XCTest
 @testable import Host
+import PluginAPI
 
 /// The chunk blob and index formats, and the store's reading and writing of them.
 final class ChunkStoreTests: XCTestCase {
@@ -185,5 +185,28 @@ final class ChunkStoreTests: XCTestCase {
         XCTAssertThrowsError(try Duration.parse("soon", what: "--grace"))
         XCTAssertEqual(RecoveryPointID.directoryName(forDataSource: "../etc/x"), "%2E.%2Fetc%2Fx")
         XCTAssertEqual(RecoveryPointID.directoryName(forDataSource: "vm-1.a"), "vm-1.a")
+    }
+}
+
+/// The hand-written ISO-8601 timestamps of the catalog and the ABI.
+final class ISOTimeTests: XCTestCase {
+    func testRoundTripsAndAgreesWithFoundation() {
+        for seconds in [0.0, 1_700_000_000.123, 1_800_000_000.999_6, 951_782_400.5, 4_102_444_799.001] {
+            let date = Date(timeIntervalSince1970: seconds)
+            let text = ISOTime.string(date)
+            let parsed = ISOTime.date(text)
+            XCTAssertNotNil(parsed, text)
+            XCTAssertEqual(parsed?.timeIntervalSince1970 ?? 0, (seconds * 1000).rounded() / 1000, accuracy: 0.0005, text)
+            let foundation = ISO8601DateFormatter()
+            foundation.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            XCTAssertEqual(foundation.date(from: text)?.timeIntervalSince1970 ?? -1, parsed?.timeIntervalSince1970 ?? -2, accuracy: 0.0005)
+        }
+        XCTAssertEqual(ISOTime.string(Date(timeIntervalSince1970: 1_700_000_000)), "2023-11-14T22:13:20.000Z")
+        XCTAssertEqual(ISOTime.date("2023-11-14T22:13:20Z")?.timeIntervalSince1970, 1_700_000_000)
+        XCTAssertEqual(ISOTime.date("2023-11-15T00:13:20+02:00")?.timeIntervalSince1970, 1_700_000_000)
+        for bad in ["", "2023-11-14", "2023-13-14T22:13:20Z", "2023-11-14T22:13:20", "2023-11-14T22:13:20.Z", "x023-11-14T22:13:20Z",
+                    "2023-11-14T22:13:20Zjunk"] {
+            XCTAssertNil(ISOTime.date(bad), bad)
+        }
     }
 }

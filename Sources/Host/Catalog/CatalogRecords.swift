@@ -69,16 +69,11 @@ public struct JobRecord: Codable, Sendable, Equatable {
 /// Timestamps in the catalog: ISO-8601 UTC with milliseconds, which sort as text.
 enum CatalogTime {
     static func string(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
+        ISOTime.string(date)
     }
 
     static func date(_ text: String?) -> Date? {
         guard let text else { return nil }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text)
+        return ISOTime.date(text)
     }
 }

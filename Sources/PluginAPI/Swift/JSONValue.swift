@@ -64,19 +64,12 @@ public enum JSONValue: Codable, Equatable, Sendable, CustomStringConvertible {
 /// The one JSON convention of the ABI: snake_case keys, sorted keys, and dates in ISO-8601
 /// UTC with milliseconds (`2026-11-27T01:36:55.123Z`); dates without fractions are read too.
 public enum JSONCoding {
-    static func formatter(fractional: Bool) -> ISO8601DateFormatter {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = fractional ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter
-    }
-
     public static func encode<T: Encodable>(_ value: T, pretty: Bool = false) throws -> Data {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
-            try container.encode(formatter(fractional: true).string(from: date))
+            try container.encode(ISOTime.string(date))
         }
         encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
                                           : [.sortedKeys, .withoutEscapingSlashes]
@@ -89,7 +82,7 @@ public enum JSONCoding {
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
             let text = try container.decode(String.self)
-            guard let date = formatter(fractional: true).date(from: text) ?? formatter(fractional: false).date(from: text) else {
+            guard let date = ISOTime.date(text) else {
                 throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not an ISO-8601 date")
             }
             return date

@@ -144,9 +144,10 @@ final class QCOW2Image: DiskImage {
     func allocationMap() throws -> [Extent] {
         var map = LayerMap()
         let clusterSize = header.clusterSize, rangeSize = clusterSize * l2Entries
-        // The runs of each L2 table, relative to its range: a table that several L1 entries
-        // share (only in damaged files) is decoded once.
-        var tableRuns: [UInt64: [(offset: UInt64, length: UInt64, state: LayerState)]] = [:]
+        // The runs of each L2 table, relative to its range, keyed by table offset and the
+        // number of entries inside the disk: a table that several L1 entries share (only in
+        // damaged files) is decoded once. Entries past the end of the disk are never looked at.
+        var tableRuns: [[UInt64]: [(offset: UInt64, length: UInt64, state: LayerState)]] = [:]
         for l1Index in 0..<l1.count {
             if map.isFull { break }
             let rangeStart = UInt64(l1Index) * rangeSize
@@ -156,30 +157,25 @@ final class QCOW2Image: DiskImage {
                 map.append(offset: rangeStart, length: rangeLength, .parent)
                 continue
             }
+            let used = rangeLength.divideRoundingUp(clusterSize)
             let runs: [(offset: UInt64, length: UInt64, state: LayerState)]
-            if let known = tableRuns[l2Offset] {
+            if let known = tableRuns[[l2Offset, used]] {
                 runs = known
             } else {
                 let table = try l2Table(at: l2Offset, l1Index: l1Index)
                 var local = LayerMap()
-                var cacheable = true
-                for index in 0..<Int(l2Entries) {
+                for index in 0..<Int(used) {
                     let start = UInt64(index) * clusterSize
                     let cluster = (rangeStart + start) / clusterSize
                     switch try mapping(table[index], cluster: cluster) {
                     case .unallocated: local.append(offset: start, length: clusterSize, .parent)
                     case .zero: local.append(offset: start, length: clusterSize, .zero)
                     case .data: local.append(offset: start, length: clusterSize, .data)
-                    case .compressed(let entry):
-                        // Past the end of the disk a compressed entry is never read; the table is
-                        // then not reused, since another L1 entry might reach that entry.
-                        if rangeStart + start < virtualSize { throw compressedError(cluster: cluster, entry: entry) }
-                        local.append(offset: start, length: clusterSize, .zero)
-                        cacheable = false
+                    case .compressed(let entry): throw compressedError(cluster: cluster, entry: entry)
                     }
                 }
                 runs = local.runs
-                if cacheable && tableRuns.count < 4096 { tableRuns[l2Offset] = runs }
+                if tableRuns.count < 4096 { tableRuns[[l2Offset, used]] = runs }
             }
             for run in runs where run.offset < rangeLength {
                 map.append(offset: rangeStart + run.offset, length: Swift.min(run.length, rangeLength - run.offset), run.state)
