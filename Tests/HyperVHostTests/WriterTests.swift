@@ -42,7 +42,17 @@ final class WriterTests: XCTestCase {
         try writer.finish()
     }
 
-    private let directory = try! TemporaryDirectory("writer")
+    /// Created per test and released in tearDown (XCTest keeps test-case instances alive, so
+    /// an instance property alone would never be cleaned up).
+    private var directory: TemporaryDirectory!
+
+    override func setUpWithError() throws {
+        directory = try TemporaryDirectory("writer")
+    }
+
+    override func tearDown() {
+        directory = nil
+    }
 
     private func writeAndVerify(format: DiskFormat, qemuFormat: String, blockSize: UInt64? = nil,
                                 file: StaticString = #filePath, line: UInt = #line) throws -> DiskImage {

@@ -167,3 +167,37 @@ final class StoreIntegrationTests: XCTestCase {
             .filter { ($0 as NSString).lastPathComponent.count == 64 }.map { root + "/" + $0 }.sorted()
     }
 }
+
+/// `dpm jobs cancel` on a running backup: it stops, records `cancelled`, keeps the chunks it
+/// wrote (a checkpoint), and the next backup reuses them.
+final class JobCancelTests: XCTestCase {
+    func testCancellingARunningBackupCheckpointsIt() throws {
+        let deployment = try ExampleFilesDeployment(self)
+        try Data(TestData.random(768 << 20, seed: 31)).write(to: URL(fileURLWithPath: deployment.files + "/big.img"))
+        let backup = Process()
+        backup.executableURL = URL(fileURLWithPath: BuiltProducts.dpm)
+        backup.arguments = ["backup", "big.img", "--data-dir", deployment.data]
+        backup.environment = ProcessInfo.processInfo.environment.merging(deployment.environment) { $1 }
+        backup.standardError = FileHandle.nullDevice
+        try backup.run()
+        var jobID: Int?
+        let deadline = Date().addingTimeInterval(30)
+        while jobID == nil && Date() < deadline {
+            let jobs = (try? deployment.dpm(["jobs", "list", "--state", "running", "--json"]).json()) as? [[String: Any]]
+            if let job = jobs?.first, (job["progress_done"] as? Int ?? 0) > 0 { jobID = job["id"] as? Int }
+            if jobID == nil { usleep(100_000) }
+        }
+        let id = try XCTUnwrap(jobID, "the backup never showed progress in `dpm jobs list`")
+        let shown = try deployment.json(["jobs", "show", String(id)])
+        XCTAssertEqual(shown["state"] as? String, "running")
+        XCTAssertEqual(try deployment.dpm(["jobs", "cancel", String(id)]).status, 0)
+        backup.waitUntilExit()
+        XCTAssertEqual(backup.terminationStatus, 1)
+        let job = try deployment.json(["jobs", "show", String(id)])
+        XCTAssertEqual(job["state"] as? String, "cancelled", "\(job)")
+        XCTAssertTrue(try deployment.recoveryPoints("big.img").isEmpty, "a cancelled backup leaves no recovery point")
+        let next = try deployment.json(["backup", "big.img"])
+        XCTAssertGreaterThan(next["chunks_deduplicated"] as? Int ?? 0, 0, "the cancelled backup's chunks were kept: \(next)")
+        XCTAssertEqual(try deployment.dpm(["verify"]).status, 0)
+    }
+}

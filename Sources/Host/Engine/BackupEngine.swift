@@ -68,7 +68,10 @@ public final class BackupEngine {
         var finished = false
         defer {
             if !finished {
-                batch.discard()
+                // The chunks written so far are complete: publishing them is the checkpoint
+                // of an interrupted backup (the next one deduplicates against them; gc
+                // removes them if nothing ever references them).
+                if (try? batch.publish()) == nil { batch.discard() }
                 _ = try? snapshot.finish(committed: false)
             }
         }
