@@ -24,6 +24,8 @@ enum RecoverCommands {
             OptionSpec(name: "raw", value: "DIR", help: "write each stream as a raw (sparse) file in DIR"),
             OptionSpec(name: "format", value: "FORMAT", help: "vhdx, vhd or raw for --alternate and --copy-disks"),
             OptionSpec(name: "host", value: "HOST", help: "the host the VM is recovered for (--alternate)"),
+            OptionSpec(name: "throttle", value: "RATE[@HH:MM-HH:MM,…]", help: "limit the recovery's bandwidth, e.g. 50M or 10M@08:00-18:00"),
+            OptionSpec(name: "notify", value: "ADDRESS", help: "email the outcome to ADDRESS (smtp.* settings)"),
         ],
         positionals: 1...1
     ) { invocation in
@@ -36,12 +38,13 @@ enum RecoverCommands {
             throw HostError(.usage, "choose exactly one target: --original, --alternate DIR, --copy-disks DIR or --raw DIR (see `dpm recover --help`)")
         }
         let bar = ProgressBar("recover \(source.name)", output: invocation.output)
+        let recovery = RecoveryOptions(throttle: try arguments.value("throttle").map { try Throttle($0) }, notify: arguments.value("notify"))
         if targets[0] != "raw" {
             let target = RestoreTarget(rawValue: targets[0]) ?? .original
             let directory = arguments.value(targets[0]).map { $0.hasPrefix("/") || $0.hasPrefix("//") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
             let options: JSONValue? = arguments.value("host").map { .object(["host": .string($0)]) }
             let request = RestoreRequest(datasource: source.id, target: target, directory: directory, format: arguments.value("format"), options: options)
-            let reply = try service.restore(point, request: request, onProgress: bar.callback)
+            let reply = try service.restore(point, request: request, options: recovery, onProgress: bar.callback)
             bar.finish()
             if invocation.json { try invocation.output.emit(reply) } else {
                 for file in reply["written"]?.arrayValue ?? [] {
@@ -52,7 +55,7 @@ enum RecoverCommands {
             return 0
         }
         let directory = arguments.value("raw")!
-        let report = try service.restoreRaw(point, directory: directory, onProgress: bar.callback)
+        let report = try service.restoreRaw(point, directory: directory, options: recovery, onProgress: bar.callback)
         bar.finish()
         if invocation.json { try invocation.output.emit(report) } else {
             for file in report.files { invocation.output.line("wrote \(file)") }

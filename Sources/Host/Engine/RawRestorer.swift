@@ -15,6 +15,7 @@ public final class RawRestorer {
     let store: ChunkStore
     let workers: Int
     public var onProgress: ((UInt64, UInt64) -> Void)?
+    public var throttle: Throttle?
 
     public init(store: ChunkStore, workers: Int = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))) {
         self.store = store
@@ -52,6 +53,7 @@ public final class RawRestorer {
                 let entry = layout.entries[number]
                 let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(entry.length)])
                 do {
+                    self.throttle?.wait(for: target.count)
                     try codecs[worker].read(entry.digest, into: target)
                     var written = 0
                     let offset = off_t(layout.start(ofEntry: number))

@@ -32,6 +32,8 @@ public final class RecoveryPointReader: RecoveryPointAccess, @unchecked Sendable
     private var stopped = false
     private var codecs: [ChunkCodec] = []
     private var joinWorkers: (() -> Void)?
+    /// Paces the bytes handed to readers (a recovery's bandwidth limit).
+    public var throttle: Throttle?
     /// Distinct chunk decodes so far (read-ahead included), for reporting.
     public private(set) var chunksLoaded = 0
     public private(set) var bytesLoaded: UInt64 = 0
@@ -109,6 +111,7 @@ public final class RecoveryPointReader: RecoveryPointAccess, @unchecked Sendable
             }
             done += count
         }
+        throttle?.wait(for: buffer.count)
     }
 
     /// Copies part of a decoded chunk, decoding it (and scheduling read-ahead) if needed.

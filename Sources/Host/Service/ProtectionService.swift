@@ -153,13 +153,61 @@ public final class ProtectionService {
 
     /// Recovers a recovery point through its workload provider (original location,
     /// alternate location, disks only), which reads the point through host callbacks.
-    public func restore(_ point: RecoveryPointRecord, request: RestoreRequest, onProgress: ((UInt64, UInt64) -> Void)?) throws -> JSONValue {
+    public func restore(_ point: RecoveryPointRecord, request: RestoreRequest, options: RecoveryOptions = RecoveryOptions(),
+                        onProgress: ((UInt64, UInt64) -> Void)?) throws -> JSONValue {
         let source = try knownDataSource(point.datasourceId)
+        return try recovery(point, source: source, kind: "recovery", options: options) { job in
+            try runProviderRecovery(point, source: source, job: job, options: options, onProgress: onProgress) { provider, context in
+                try provider.restore(request, context: context)
+            }
+        }
+    }
+
+    /// Runs a recovery as a job, with its completion email, whatever the kind.
+    func recovery(_ point: RecoveryPointRecord, source: DataSourceRecord, kind: String, options: RecoveryOptions,
+                  _ body: (Int64) throws -> JSONValue) throws -> JSONValue {
+        let catalog = try catalog()
+        let job = try catalog.createJob(kind: kind, datasource: source.id)
+        var outcome: Result<JSONValue, Error>
+        do {
+            outcome = .success(try body(job))
+            try catalog.finishJob(job, state: "succeeded", message: "recovered \(source.name) from \(point.id)",
+                                  result: (try? outcome.get())?.description)
+        } catch {
+            outcome = .failure(error)
+            try? catalog.finishJob(job, state: (error as? HostError)?.code == .cancelled ? "cancelled" : "failed", message: String(describing: error))
+        }
+        if let recipient = options.notify {
+            let succeeded = (try? outcome.get()) != nil
+            let subject = "dpm: \(kind) of \(source.name) from \(point.id) \(succeeded ? "succeeded" : "FAILED")"
+            var body = "Data source: \(source.name) (\(source.id))\nRecovery point: \(point.id), \(ISOTime.string(point.time))\nJob: \(job)\n"
+            switch outcome {
+            case .success(let reply): body += "Outcome: succeeded\n\n\(reply)\n"
+            case .failure(let error): body += "Outcome: failed\n\n\(error)\n"
+            }
+            do {
+                try SMTPNotifier(settings: settings).send(to: recipient, subject: subject, body: body)
+            } catch {
+                Log.warning("the completion email to \(recipient) could not be sent: \(error)")
+                if case .success(var reply) = outcome, case .object(var object) = reply {
+                    object["notify_error"] = .string(String(describing: error))
+                    reply = .object(object)
+                    outcome = .success(reply)
+                }
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// Calls a provider with the recovery point bound to the call, reporting progress into the job.
+    func runProviderRecovery(_ point: RecoveryPointRecord, source: DataSourceRecord, job: Int64, options: RecoveryOptions,
+                             onProgress: ((UInt64, UInt64) -> Void)?,
+                             _ call: (WorkloadProviderHandle, CallContext) throws -> JSONValue) throws -> JSONValue {
         let provider = try registry().workload(source.provider)
         let catalog = try catalog()
-        let job = try catalog.createJob(kind: "recovery", datasource: source.id)
         do {
             let reader = try self.reader(point)
+            reader.throttle = options.throttle
             defer { reader.close() }
             let context = try provider.context()
             context.recoveryPoint = reader
@@ -171,27 +219,44 @@ public final class ProtectionService {
                     try? catalog.updateJobProgress(job, done: done, total: total)
                 }
             }
-            var reply = try provider.restore(request, context: context)
+            var reply = try call(provider, context)
             if case .object(var object) = reply {
                 object["chunks_read"] = .number(Double(reader.chunksLoaded))
+                object["chunks_total"] = .number(Double(reader.index.dataDigests.count))
                 object["bytes_read"] = .number(Double(reader.bytesLoaded))
                 reply = .object(object)
             }
-            try catalog.finishJob(job, state: "succeeded", message: "recovered \(source.name) from \(point.id)", result: reply.description)
             return reply
-        } catch {
-            try? catalog.finishJob(job, state: "failed", message: String(describing: error))
-            throw error
         }
     }
 
     /// Writes every stream of a recovery point as raw files in `directory`.
-    public func restoreRaw(_ point: RecoveryPointRecord, directory: String, onProgress: ((UInt64, UInt64) -> Void)?) throws -> RawRestorer.Report {
+    public func restoreRaw(_ point: RecoveryPointRecord, directory: String, options: RecoveryOptions = RecoveryOptions(),
+                           onProgress: ((UInt64, UInt64) -> Void)?) throws -> RawRestorer.Report {
+        let source = try knownDataSource(point.datasourceId)
+        let reply = try recovery(point, source: source, kind: "recovery", options: options) { job in
+            let catalog = try catalog()
+            var lastUpdate = Date.distantPast
+            let report = try restoreRawStreams(point, directory: directory, throttle: options.throttle) { done, total in
+                onProgress?(done, total)
+                if Date().timeIntervalSince(lastUpdate) > 1 {
+                    lastUpdate = Date()
+                    try? catalog.updateJobProgress(job, done: done, total: total)
+                }
+            }
+            return try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(report))
+        }
+        return try JSONCoding.decode(RawRestorer.Report.self, from: JSONCoding.encode(reply))
+    }
+
+    func restoreRawStreams(_ point: RecoveryPointRecord, directory: String, throttle: Throttle?,
+                           onProgress: ((UInt64, UInt64) -> Void)?) throws -> RawRestorer.Report {
         let store = try store(create: false)
         let index = try RecoveryPointIndex.load(store.directory + "/" + point.indexPath)
         try FileSystem.makeDirectory(directory)
         let restorer = RawRestorer(store: store)
         restorer.onProgress = onProgress
+        restorer.throttle = throttle
         var report = RawRestorer.Report()
         for (number, stream) in index.manifest.streams.enumerated() {
             let name = RecoveryPointID.directoryName(forDataSource: stream.name) + ".raw"
