@@ -8,9 +8,11 @@
 set -euo pipefail
 
 packages=(libsqlite3-dev libssl-dev libzstd-dev qemu-utils)
+pip_packages=()
 for argument in "$@"; do
   case "$argument" in
-    --tests) packages+=(qemu-system-x86 e2fsprogs dosfstools mtools ntfs-3g libvhdi-utils libnbd-bin fdisk gcc) ;;
+    --tests) packages+=(qemu-system-x86 e2fsprogs dosfstools mtools ntfs-3g ntfs-3g-dev libfsntfs-utils libvhdi-utils
+                        libnbd-bin fdisk gcc sqlite3 python3-pip); pip_packages+=(aiosmtpd) ;;
     --bench) packages+=(restic borgbackup time) ;;
     *) echo "setup.sh: unknown option $argument" >&2; exit 2 ;;
   esac
@@ -27,6 +29,12 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+for package in "${pip_packages[@]}"; do
+  python3 -c "import $package" 2>/dev/null && continue
+  echo "setup.sh: pip installing $package" >&2
+  python3 -m pip install -q "$package" 2>/dev/null || python3 -m pip install -q --break-system-packages "$package"
+done
 
 if ! command -v swift >/dev/null; then
   echo "setup.sh: swift is not on PATH; dpm needs Swift 6.3 (for example under /opt/swift/usr/bin)" >&2
