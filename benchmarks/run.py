@@ -18,12 +18,13 @@ DPM = os.path.join(ROOT, ".build", "release", "dpm")
 MIB = 1 << 20
 
 
-def run(argv, env=None, cwd=None, quiet=True):
+def run(argv, env=None, cwd=None, capture=True):
     """Runs a command under /usr/bin/time; returns (seconds, peak RSS in MiB, stdout)."""
     full_env = dict(os.environ, **(env or {}))
     start = time.monotonic()
     proc = subprocess.run(["/usr/bin/time", "-f", "%M"] + argv, env=full_env, cwd=cwd,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.PIPE if capture else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          errors="replace")
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
         sys.exit(f"benchmark: {' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -32,7 +33,8 @@ def run(argv, env=None, cwd=None, quiet=True):
 
 
 def du(path):
-    return int(subprocess.check_output(["du", "-sb", path]).split()[0])
+    """Bytes the files under `path` occupy on disk (holes not counted)."""
+    return int(subprocess.check_output(["du", "-s", "--block-size=1", path]).split()[0])
 
 
 def make_image(path, size_gib, seed=1):
@@ -218,7 +220,7 @@ def main():
     warm(image)
     results = {}
 
-    plain = [run(["cat", image])[0] for _ in range(args.runs)]
+    plain = [run(["cat", image], capture=False)[0] for _ in range(args.runs)]
     copies = []
     for _ in range(args.runs):
         target = os.path.join(args.work, "copy.raw")

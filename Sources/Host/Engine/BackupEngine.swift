@@ -284,7 +284,7 @@ struct BackupLocks {
 
     static func acquire(dataDirectory: DataDirectory, datasource: DataSourceRecord) throws -> BackupLocks {
         try dataDirectory.create()
-        let path = dataDirectory.locksDirectory + "/datasource-" + RecoveryPointID.directoryName(forDataSource: datasource.id) + ".lock"
+        let path = dataDirectory.dataSourceLock(datasource.id)
         guard let own = try FileLock.acquire(path, .exclusive, wait: false) else {
             throw HostError(.busy, "a backup or recovery of \(datasource.name) is already running (\(FileLock.holder(path))); wait for it or cancel it with `dpm jobs cancel`")
         }

@@ -32,7 +32,7 @@ public final class Pruner {
     public func prune(now: Date = Date(), dryRun: Bool = false) throws -> Result {
         var result = Result()
         for source in try catalog.dataSources() {
-            let lockPath = dataDirectory.locksDirectory + "/datasource-" + RecoveryPointID.directoryName(forDataSource: source.id) + ".lock"
+            let lockPath = dataDirectory.dataSourceLock(source.id)
             guard let lock = try FileLock.acquire(lockPath, .exclusive, wait: false) else {
                 result.skipped.append("\(source.name): a backup or recovery is running; pruned next time")
                 continue

@@ -36,48 +36,77 @@ public final class RawRestorer {
         guard ftruncate(fd, off_t(layout.size)) == 0 else { throw HostError.posix("cannot size", path: temporary) }
         let work = layout.entries.indices.filter { layout.entries[$0].flag == .data }
         let total = work.reduce(UInt64(0)) { $0 + UInt64(layout.entries[$1].length) }
+        // Workers decode chunks in parallel; this thread alone writes them. Buffered writes to
+        // one file serialise on its inode lock, and several writers only spin on it.
+        let chunkBytes = max(1, layout.entries.map { Int($0.length) }.max() ?? 1)
+        let free = BoundedQueue<UnsafeMutableRawBufferPointer>(capacity: workers * 2 + 2)
+        var buffers: [UnsafeMutableRawBufferPointer] = []
+        for _ in 0..<(workers * 2 + 2) {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkBytes, alignment: 4096)
+            buffers.append(buffer)
+            free.push(buffer)
+        }
+        defer { for buffer in buffers { buffer.deallocate() } }
+        let decoded = BoundedQueue<(number: Int, buffer: UnsafeMutableRawBufferPointer)>(capacity: workers * 2 + 2)
         let lock = NSLock()
         var next = 0
-        var done: UInt64 = 0
         var failure: Error?
         let codecs = try (0..<workers).map { _ in try store.makeCodec() }
         let join = ThreadGroup.run(workers, name: "dpm-restore") { worker in
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, layout.entries.map { Int($0.length) }.max() ?? 1), alignment: 4096)
-            defer { buffer.deallocate() }
             while true {
                 lock.lock()
                 guard failure == nil, next < work.count else { lock.unlock(); return }
                 let number = work[next]
                 next += 1
                 lock.unlock()
+                guard let buffer = free.pop() else { return }
                 let entry = layout.entries[number]
-                let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(entry.length)])
                 do {
-                    self.throttle?.wait(for: target.count)
-                    try codecs[worker].read(entry.digest, into: target)
-                    var written = 0
-                    let offset = off_t(layout.start(ofEntry: number))
-                    while written < target.count {
-                        let n = pwrite(fd, target.baseAddress! + written, target.count - written, offset + off_t(written))
-                        if n < 0 && errno == EINTR { continue }
-                        guard n > 0 else { throw HostError.posix("cannot write", path: temporary) }
-                        written += n
-                    }
+                    self.throttle?.wait(for: Int(entry.length))
+                    try codecs[worker].read(entry.digest, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(entry.length)]))
+                    decoded.push((number, buffer))
                 } catch {
                     lock.lock()
                     if failure == nil { failure = error }
                     lock.unlock()
+                    free.push(buffer)
+                    decoded.close()
                     return
                 }
-                lock.lock()
-                done += UInt64(entry.length)
-                let progress = done
-                lock.unlock()
-                self.onProgress?(progress, total)
             }
         }
+        var done: UInt64 = 0
+        var written = 0
+        while written < work.count, let (number, buffer) = decoded.pop() {
+            let entry = layout.entries[number]
+            let target = UnsafeRawBufferPointer(rebasing: buffer[0..<Int(entry.length)])
+            let offset = off_t(layout.start(ofEntry: number))
+            var position = 0
+            while position < target.count {
+                let n = pwrite(fd, target.baseAddress! + position, target.count - position, offset + off_t(position))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    lock.lock()
+                    failure = failure ?? HostError.posix("cannot write", path: temporary)
+                    lock.unlock()
+                    break
+                }
+                position += n
+            }
+            free.push(buffer)
+            written += 1
+            done += UInt64(entry.length)
+            onProgress?(done, total)
+            lock.lock()
+            let failed = failure != nil
+            lock.unlock()
+            if failed { break }
+        }
+        free.close()
+        decoded.close()
         join()
         if let failure { throw failure }
+        guard written == work.count else { throw HostError(.internalError, "the restore of stream \(stream) stopped early") }
         guard fsync(fd) == 0 else { throw HostError.posix("cannot fsync", path: temporary) }
         close(fd)
         closed = true

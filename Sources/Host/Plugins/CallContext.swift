@@ -15,7 +15,7 @@ public protocol RecoveryPointAccess: AnyObject {
 /// The host object behind a `dpm_call *`: one provider call in progress.
 ///
 /// A call context is shared by the thread that calls the provider and any thread that
-/// cancels it, so its mutable state is guarded by a lock.
+/// cancels it; cancellation goes through a thread-safe flag.
 public final class CallContext: @unchecked Sendable {
     public let providerID: String
     let settings: [String: String]
@@ -23,27 +23,20 @@ public final class CallContext: @unchecked Sendable {
     public var onProgress: ((UInt64, UInt64) -> Void)?
     public var onLog: ((LogLevel, String) -> Void)?
 
-    private let lock = NSLock()
-    private var cancelledFlag = false
+    /// Raised to ask the provider to stop (it sees `host->cancelled`).
+    public let cancellation = CancellationFlag()
 
     public init(providerID: String, settings: [String: String]) {
         self.providerID = providerID
         self.settings = settings
     }
 
-    public func cancel() {
-        lock.lock(); cancelledFlag = true; lock.unlock()
-    }
+    public func cancel() { cancellation.cancel() }
 
-    public var isCancelled: Bool {
-        lock.lock(); defer { lock.unlock() }
-        return cancelledFlag
-    }
+    public var isCancelled: Bool { cancellation.isCancelled }
 
     /// Throws `cancelled` once `cancel()` was called.
-    public func checkCancelled() throws {
-        if isCancelled { throw HostError(.cancelled, "cancelled") }
-    }
+    public func checkCancelled() throws { try cancellation.check() }
 
     var handle: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
 

@@ -105,15 +105,7 @@ public final class ProtectionService {
         let job = try existingJob ?? catalog.createJob(kind: "backup", datasource: source.id)
         do {
             let engine = BackupEngine(dataDirectory: dataDirectory, store: try store(), catalog: catalog)
-            let userProgress = options.onProgress
-            var lastUpdate = Date.distantPast
-            options.onProgress = { done, total in
-                userProgress?(done, total)
-                if Date().timeIntervalSince(lastUpdate) > 1 {
-                    lastUpdate = Date()
-                    try? catalog.updateJobProgress(job, done: done, total: total)
-                }
-            }
+            options.onProgress = jobProgress(job, catalog: catalog, forwardingTo: options.onProgress)
             let report = try engine.backup(provider: handle, datasource: source, options: options)
             let result = String(decoding: (try? JSONCoding.encode(report)) ?? Data(), as: UTF8.self)
             try catalog.finishJob(job, state: "succeeded", message: "recovery point \(report.recoveryPoint.id)", result: result)
@@ -199,6 +191,22 @@ public final class ProtectionService {
         return try outcome.get()
     }
 
+    /// A progress callback that also records the job's progress in the catalog (at most once a
+    /// second), for `dpm jobs list|show`.
+    func jobProgress(_ job: Int64, catalog: Catalog, forwardingTo onProgress: ((UInt64, UInt64) -> Void)?) -> (UInt64, UInt64) -> Void {
+        // Called from the pipeline's threads: the time of the last update is guarded.
+        let lock = NSLock()
+        var lastUpdate = Date.distantPast
+        return { done, total in
+            onProgress?(done, total)
+            lock.lock()
+            let due = Date().timeIntervalSince(lastUpdate) > 1 || done == total
+            if due { lastUpdate = Date() }
+            lock.unlock()
+            if due { try? catalog.updateJobProgress(job, done: done, total: total) }
+        }
+    }
+
     /// Calls a provider with the recovery point bound to the call, reporting progress into the job.
     func runProviderRecovery(_ point: RecoveryPointRecord, source: DataSourceRecord, job: Int64, options: RecoveryOptions,
                              onProgress: ((UInt64, UInt64) -> Void)?,
@@ -211,14 +219,7 @@ public final class ProtectionService {
             defer { reader.close() }
             let context = try provider.context()
             context.recoveryPoint = reader
-            var lastUpdate = Date.distantPast
-            context.onProgress = { done, total in
-                onProgress?(done, total)
-                if Date().timeIntervalSince(lastUpdate) > 1 {
-                    lastUpdate = Date()
-                    try? catalog.updateJobProgress(job, done: done, total: total)
-                }
-            }
+            context.onProgress = jobProgress(job, catalog: catalog, forwardingTo: onProgress)
             var reply = try call(provider, context)
             if case .object(var object) = reply {
                 object["chunks_read"] = .number(Double(reader.chunksLoaded))
@@ -235,15 +236,8 @@ public final class ProtectionService {
                            onProgress: ((UInt64, UInt64) -> Void)?) throws -> RawRestorer.Report {
         let source = try knownDataSource(point.datasourceId)
         let reply = try recovery(point, source: source, kind: "recovery", options: options) { job in
-            let catalog = try catalog()
-            var lastUpdate = Date.distantPast
-            let report = try restoreRawStreams(point, directory: directory, throttle: options.throttle) { done, total in
-                onProgress?(done, total)
-                if Date().timeIntervalSince(lastUpdate) > 1 {
-                    lastUpdate = Date()
-                    try? catalog.updateJobProgress(job, done: done, total: total)
-                }
-            }
+            let report = try restoreRawStreams(point, directory: directory, throttle: options.throttle,
+                                               onProgress: jobProgress(job, catalog: try catalog(), forwardingTo: onProgress))
             return try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(report))
         }
         return try JSONCoding.decode(RawRestorer.Report.self, from: JSONCoding.encode(reply))
@@ -270,7 +264,7 @@ public final class ProtectionService {
 
     /// Deletes one recovery point (catalog row first, then its index); gc frees its chunks.
     public func deleteRecoveryPoint(_ source: DataSourceRecord, _ point: RecoveryPointRecord) throws {
-        let lockPath = dataDirectory.locksDirectory + "/datasource-" + RecoveryPointID.directoryName(forDataSource: source.id) + ".lock"
+        let lockPath = dataDirectory.dataSourceLock(source.id)
         guard let lock = try FileLock.acquire(lockPath, .exclusive, wait: false) else {
             throw HostError(.busy, "a backup or recovery of \(source.name) is running; delete the point when it has finished")
         }

@@ -37,6 +37,11 @@ public struct DataDirectory: Sendable {
 
     public func providerStateDirectory(_ providerID: String) -> String { path + "/providers/" + providerID }
 
+    /// The lock a backup, recovery or prune of one data source holds exclusively.
+    public func dataSourceLock(_ id: String) -> String {
+        locksDirectory + "/datasource-" + RecoveryPointID.directoryName(forDataSource: id) + ".lock"
+    }
+
     /// Creates the directory (and its parents) if needed.
     public func create() throws {
         try FileSystem.makeDirectory(path)
