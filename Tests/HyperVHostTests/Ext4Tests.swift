@@ -255,4 +255,193 @@ final class Ext4Tests: XCTestCase {
         try FileSystemTesting.assertMatches(fs, tree: tree, options: .init(posix: true, timeTolerance: 1, directoryTimes: false))
         XCTAssertEqual(try fs.volumeExtents(of: try fs.entry(["tiny", "fifty"])), [])
     }
+
+    // MARK: - Refusals, damage, fuzzing
+
+    /// An 8 MiB image with 1 KiB blocks: a hashed directory, a depth-1 extent tree, symlinks.
+    private func smallImage(_ directory: String, options: [String] = []) throws -> String {
+        let tree = directory + "/small-tree-\(UUID().uuidString.prefix(4))"
+        try FileManager.default.createDirectory(atPath: tree + "/dir/sub", withIntermediateDirectories: true)
+        for index in 0..<150 { try FileSystemTesting.write(Array("\(index)".utf8), tree + "/dir/entry-\(index)") }
+        try FileSystemTesting.write(TestData.random(200_000, seed: 4), tree + "/dir/sub/medium.bin")
+        try FileSystemTesting.write(Array("small\n".utf8), tree + "/small")
+        try writeSparse(tree + "/frag.bin", size: 30 * 8192, pieces: (0..<30).map { ($0 * 8192, 1024) }, seed: 5)
+        try FileManager.default.createSymbolicLink(atPath: tree + "/short", withDestinationPath: "small")
+        try FileManager.default.createSymbolicLink(atPath: tree + "/long", withDestinationPath: String(repeating: "l/", count: 50))
+        // A fixed UUID and hash seed make the image, and so the fuzz runs, reproducible.
+        let fixed = ["-U", "6f1c0a52-3c1e-4c43-9b55-0d5a3c1e4c43", "-E", "hash_seed=0b1c0a52-3c1e-4c43-9b55-0d5a3c1e4c43"]
+        let image = try makeImage(directory, tree: tree, options: ["-b", "1024"] + fixed + options, size: "8M")
+        if TestSupport.which("e2fsck") != nil { _ = try runProcess(["e2fsck", "-fyD", image]) }
+        return image
+    }
+
+    /// Volume byte offset of inode `number`.
+    private func inodeOffset(_ fs: Ext4FileSystem, _ number: UInt64) throws -> Int {
+        let perGroup = UInt64(fs.volume.superblock.inodesPerGroup)
+        let table = try fs.volume.inodeTable(group: (number - 1) / perGroup)
+        return Int(table) * fs.volume.blockSize + Int((number - 1) % perGroup) * fs.volume.superblock.inodeSize
+    }
+
+    func testRefusesWhatItDoesNotSupport() throws {
+        let directory = try TestSupport.temporaryDirectory(self)
+        let image = try smallImage(directory)
+        let original = try FileSystemTesting.load(image)
+        for (bit, phrase) in [(UInt32(0x1), "compression"), (0x1000, "dirdata"), (0x8000_0000, "unknown bits 0x80000000"), (0x8, "journal device")] {
+            var bytes = original
+            bytes.putLE32(bytes.le32(1024 + 0x60) | bit, at: 1024 + 0x60)
+            XCTAssertThrowsError(try Ext4FileSystem(volume: MemoryBlockSource(bytes))) { error in
+                XCTAssertEqual((error as? PluginError)?.code, .unsupported)
+                XCTAssertTrue((error as? PluginError)?.message.contains(phrase) ?? false, "\(error)")
+            }
+        }
+        var recovering = original
+        recovering.putLE32(recovering.le32(1024 + 0x60) | 0x4, at: 1024 + 0x60)
+        XCTAssertTrue(try Ext4FileSystem(volume: MemoryBlockSource(recovering)).needsJournalRecovery)
+
+        // fscrypt: an encrypted directory cannot be listed; an encrypted file is unreadable.
+        for path in ["/dir", "/small"] {
+            let flags = try XCTUnwrap(try debugfsStat(image, path)["Flags"].flatMap { UInt32($0.dropFirst(2), radix: 16) })
+            try debugfs(image, "sif \(path) flags 0x\(String(flags | 0x800, radix: 16))", write: true)
+        }
+        let fs = try Ext4FileSystem(volume: try FileSystemTesting.open(image))
+        XCTAssertThrowsError(try fs.list(["dir"])) { error in
+            XCTAssertEqual((error as? PluginError)?.code, .unsupported)
+            XCTAssertTrue((error as? PluginError)?.message.contains("encrypted") ?? false)
+        }
+        let small = try fs.entry(["small"])
+        XCTAssertNotNil(small.unreadable)
+        var buffer = [UInt8](repeating: 0, count: 3)
+        XCTAssertThrowsError(try buffer.withUnsafeMutableBytes { try fs.read(small, at: 0, into: $0) }) {
+            XCTAssertEqual(($0 as? PluginError)?.code, .unsupported)
+        }
+    }
+
+    func testDamagedVolumesGiveClearErrors() throws {
+        let zeros = MemoryBlockSource([UInt8](repeating: 0, count: 1 << 20))
+        XCTAssertFalse(Ext4FileSystem.probe(zeros))
+        XCTAssertThrowsError(try Ext4FileSystem(volume: zeros)) { XCTAssertEqual(($0 as? PluginError)?.code, .corrupt) }
+        XCTAssertFalse(Ext4FileSystem.probe(MemoryBlockSource([1, 2, 3])))
+
+        let directory = try TestSupport.temporaryDirectory(self)
+        let original = try FileSystemTesting.load(try smallImage(directory))
+        XCTAssertThrowsError(try Ext4FileSystem(volume: MemoryBlockSource(Array(original.prefix(1 << 20))))) {
+            XCTAssertTrue(($0 as? PluginError)?.message.contains("do not fit in the volume") ?? false, "\($0)")
+        }
+        let clean = try Ext4FileSystem(volume: MemoryBlockSource(original))
+        let frag = try clean.entry(["frag.bin"])
+        let inode = try inodeOffset(clean, frag.identifier)
+        XCTAssertEqual(original.le16(inode + 0x28 + 6), 1, "frag.bin has a depth-1 extent tree")
+
+        // An extent tree deeper than ext4 allows.
+        var deep = original
+        deep.putLE16(9, at: inode + 0x28 + 6)
+        let deepFS = try Ext4FileSystem(volume: MemoryBlockSource(deep))
+        var buffer = [UInt8](repeating: 0, count: 100)
+        XCTAssertThrowsError(try buffer.withUnsafeMutableBytes { try deepFS.read(frag, at: 0, into: $0) }) {
+            XCTAssertEqual(($0 as? PluginError)?.message, "ext4: inode \(frag.identifier): extent tree depth 9 exceeds 5 (the inode's root node)")
+        }
+        // A directory record with length 0.
+        let dirBlock = Int(try XCTUnwrap(clean.volumeExtents(of: try clean.entry(["dir", "sub"])).first).lowerBound)
+        var broken = original
+        broken.putLE16(0, at: dirBlock + 4)
+        XCTAssertThrowsError(try Ext4FileSystem(volume: MemoryBlockSource(broken)).list(["dir", "sub"])) {
+            XCTAssertEqual(($0 as? PluginError)?.code, .corrupt)
+            XCTAssertTrue(($0 as? PluginError)?.message.contains("record at byte 0") ?? false, "\($0)")
+        }
+        // A name pointing to a nonexistent inode: listed, marked unreadable.
+        let medium = try XCTUnwrap(try clean.list(["dir", "sub"]).first)
+        var dangling = original
+        var position = dirBlock
+        while dangling.le32(position) != medium.identifier { position += Int(dangling.le16(position + 4)) }
+        dangling.putLE32(0xFFFF_FFF0, at: position)
+        let listed = try Ext4FileSystem(volume: MemoryBlockSource(dangling)).list(["dir", "sub"])
+        XCTAssertTrue(listed.first { $0.name == "medium.bin" }?.unreadable?.contains("does not exist") ?? false, "\(listed)")
+    }
+
+    /// Structures a damaged or hostile volume could hold, each with the error it must give.
+    func testHostileStructuresAreRefused() throws {
+        let directory = try TestSupport.temporaryDirectory(self)
+        let original = try FileSystemTesting.load(try smallImage(directory))
+        let clean = try Ext4FileSystem(volume: MemoryBlockSource(original))
+        let frag = try clean.entry(["frag.bin"])
+        let root = try inodeOffset(clean, frag.identifier) + 0x28
+        let leaf = Int(original.le32(root + 16))
+        func expectError(_ bytes: [UInt8], _ phrase: String, line: UInt = #line) {
+            XCTAssertThrowsError(try FileSystemTesting.content(try Ext4FileSystem(volume: MemoryBlockSource(bytes)), frag), line: line) {
+                XCTAssertEqual(($0 as? PluginError)?.code, .corrupt, line: line)
+                XCTAssertTrue(($0 as? PluginError)?.message.contains(phrase) ?? false, "\($0)", line: line)
+            }
+        }
+        var twice = original  // a second index to the same leaf
+        twice.putLE16(2, at: root + 2)
+        twice.put(Array(original[root + 12..<root + 24]), at: root + 24)
+        twice.putLE32(100, at: root + 24)
+        expectError(twice, "extent node at block \(leaf) is referenced twice")
+        var unordered = twice
+        unordered.putLE32(0, at: root + 24)
+        expectError(unordered, "index 1 (logical block 0) is out of order")
+        var wrongDepth = original
+        wrongDepth.putLE16(1, at: leaf * 1024 + 6)
+        expectError(wrongDepth, "extent node has depth 1 where 0 was expected")
+        var outside = original
+        outside.putLE32(UInt32(clean.volume.superblock.blocksCount + 5), at: leaf * 1024 + 12 + 8)
+        expectError(outside, "is outside the file system")
+        var overlapping = original
+        overlapping.putLE32(0, at: leaf * 1024 + 24)  // extent 1 starts where extent 0 does
+        expectError(overlapping, "extent 1 (logical block 0) overlaps the one before it")
+        var badMagic = original
+        badMagic.putLE16(0x1234, at: leaf * 1024)
+        expectError(badMagic, "extent header magic is 0x1234")
+
+        // Superblock fields that would divide by zero or size tables absurdly.
+        for (offset, value, phrase) in [(0x20, UInt32(0), "blocks per group"), (0x28, 0, "inodes per group"),
+                                        (0x18, 7, "block size exponent"), (0x58, 100, "inode size"), (0x00, 1 << 30, "inodes do not fit")] {
+            var bytes = original
+            if offset == 0x58 { bytes.putLE16(UInt16(value), at: 1024 + offset) } else { bytes.putLE32(value, at: 1024 + offset) }
+            XCTAssertThrowsError(try Ext4FileSystem(volume: MemoryBlockSource(bytes))) {
+                XCTAssertTrue(($0 as? PluginError)?.message.contains(phrase) ?? false, "\($0)")
+            }
+        }
+        var symlink = original  // a slow symlink claiming 1 TiB
+        let long = try inodeOffset(clean, try clean.entry(["long"]).identifier)
+        symlink.putLE32(1 << 8, at: long + 0x6C)
+        let entry = try Ext4FileSystem(volume: MemoryBlockSource(symlink)).entry(["long"])
+        XCTAssertTrue(entry.unreadable?.contains("symlink target of 1099511627876 bytes exceeds 65536") ?? false, "\(entry)")
+    }
+
+    /// ~1500 mutations of superblock, group descriptors, inode table, directory blocks, extent
+    /// and indirect blocks: every run ends in a result or a PluginError.
+    func testFuzzExt4() throws {
+        let directory = try TestSupport.temporaryDirectory(self)
+        var total = 0
+        for (options, count, seed) in [([String](), 1000, UInt64(21)), (["-t", "ext2"], 500, 22)] {
+            let source = MemoryBlockSource(try FileSystemTesting.load(try smallImage(directory, options: options)))
+            let fs = try Ext4FileSystem(volume: source)
+            let blockSize = fs.volume.blockSize
+            // The superblock fields the reader uses, the first group descriptors, and the
+            // inodes in use (the root, lost+found, and the tree's ~170 inodes from 11 on).
+            var regions: [Range<Int>] = [1024..<1024 + 0x108, 1024 + 0x150..<1024 + 0x158, 2048..<2048 + 128]
+            let table = try inodeOffset(fs, 1)
+            regions.append(table + fs.volume.superblock.inodeSize..<table + 2 * fs.volume.superblock.inodeSize)
+            regions.append(table + 10 * fs.volume.superblock.inodeSize..<table + 180 * fs.volume.superblock.inodeSize)
+            for path in [[], ["dir"], ["dir", "sub"], ["frag.bin"], ["dir", "sub", "medium.bin"]] {
+                let entry = try fs.entry(path)
+                regions += try fs.volumeExtents(of: entry).prefix(4).map { Int($0.lowerBound)..<Int(min($0.upperBound, $0.lowerBound + UInt64(blockSize))) }
+                let inode = try fs.volume.inode(UInt32(entry.identifier))
+                let area = inode.blockArea
+                if inode.usesExtents, area.le16(6) > 0 {
+                    let leaf = Int(area.le32(16)) * blockSize  // first index's child
+                    regions.append(leaf..<leaf + blockSize)
+                } else if !inode.usesExtents, area.le32(48) != 0 {
+                    let indirect = Int(area.le32(48)) * blockSize  // single-indirect block
+                    regions.append(indirect..<indirect + blockSize)
+                }
+            }
+            total += FileSystemTesting.fuzz(source, regions: regions, count: count, seconds: 6, seed: seed) { volume in
+                guard Ext4FileSystem.probe(volume) else { return }
+                try FileSystemTesting.exercise(try Ext4FileSystem(volume: volume))
+            }
+        }
+        XCTAssertGreaterThan(total, 300)
+    }
 }

@@ -166,7 +166,7 @@ enum FileSystemTesting {
     /// The file's bytes.
     static func load(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
 
-    /// Runs `body` on up to `count` mutations of `original` (bytes at offsets from `regions`),
+    /// Runs `body` on up to `count` mutations of `source` (1–4 bytes, each in a random region),
     /// restoring each mutation afterwards, stopping early after `seconds`. Each run may succeed
     /// or throw PluginError; anything else fails the test. Returns the number of runs.
     @discardableResult
@@ -175,13 +175,17 @@ enum FileSystemTesting {
                      _ body: (MemoryBlockSource) throws -> Void) -> Int {
         var generator = SeededGenerator(seed: seed)
         let regions = regions.filter { !$0.isEmpty && $0.upperBound <= source.bytes.count }
-        let deadline = Date().addingTimeInterval(seconds)
-        var runs = 0
+        // DPM_FUZZ_SCALE=N runs N times as many mutations for N times as long (bug hunting).
+        let scale = Double(ProcessInfo.processInfo.environment["DPM_FUZZ_SCALE"] ?? "") ?? 1
+        let count = Int(Double(count) * scale)
+        let deadline = Date().addingTimeInterval(seconds * scale)
+        var runs = 0, failures = 0
+        defer { print("fuzz seed \(seed): \(runs) mutations, \(failures) ended in a PluginError") }
         while runs < count && Date() < deadline {
             runs += 1
-            let region = regions[Int(generator.next() % UInt64(regions.count))]
             var saved: [(Int, UInt8)] = []
             for _ in 0..<(1 + Int(generator.next() % 4)) {
+                let region = regions[Int(generator.next() % UInt64(regions.count))]
                 let offset = region.lowerBound + Int(generator.next() % UInt64(region.count))
                 saved.append((offset, source.bytes[offset]))
                 switch generator.next() % 4 {
@@ -194,6 +198,7 @@ enum FileSystemTesting {
             do {
                 try body(source)
             } catch is PluginError {
+                failures += 1
             } catch {
                 XCTFail("mutation \(runs) (\(saved.map { "\($0.0)" }.joined(separator: ","))): non-plugin error \(error)", file: file, line: line)
             }

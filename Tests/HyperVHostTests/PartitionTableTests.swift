@@ -12,7 +12,7 @@ final class PartitionTableTests: XCTestCase {
     static let swapType = "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"
 
     /// A sparse disk file partitioned by sfdisk from `script`.
-    private func partitionedDisk(_ script: String, megabytes: Int = 40) throws -> String {
+    private func partitionedDisk(_ script: String, megabytes: Int = 64) throws -> String {
         try TestSupport.require("sfdisk")
         let directory = try TestSupport.temporaryDirectory(self)
         let path = directory + "/disk.img"
@@ -127,6 +127,12 @@ final class PartitionTableTests: XCTestCase {
             XCTAssertTrue(report.warnings[0].contains("primary header at LBA 1 is damaged"), report.warnings[0])
             XCTAssertTrue(report.warnings[0].contains("using the backup header"), report.warnings[0])
         }
+        // Sector 0 and the whole primary GPT wiped: found and read from the backup alone.
+        let wiped = MemoryBlockSource(try FileSystemTesting.load(path))
+        wiped.bytes.replaceSubrange(0..<34 * 512, with: [UInt8](repeating: 0, count: 34 * 512))
+        let recovered = try PartitionTable.inspect(wiped)
+        XCTAssertEqual(recovered.partitions, expected)
+        XCTAssertEqual(recovered.warnings.count, 2, "\(recovered.warnings)")
         // A damaged backup alone is reported while the primary is used.
         let disk = MemoryBlockSource(try FileSystemTesting.load(path))
         disk.bytes[disk.bytes.count - 512 + 0x30] ^= 1

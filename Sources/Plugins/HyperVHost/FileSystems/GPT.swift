@@ -37,21 +37,23 @@ enum GPT {
         var entries: [UInt8]
     }
 
-    /// True when "EFI PART" is at LBA 1 for 512- or 4096-byte sectors.
-    static func hasPrimarySignature(_ disk: BlockSource) -> Bool {
-        [512, 4096].contains { sectorSize in
-            disk.size >= UInt64(2 * sectorSize)
-                && ((try? disk.bytes(at: UInt64(sectorSize), count: 8))?.matches("EFI PART", at: 0) ?? false)
-        }
+    /// True when "EFI PART" is at byte `offset`.
+    private static func signature(_ disk: BlockSource, at offset: UInt64) -> Bool {
+        offset <= disk.size && disk.size - offset >= 8
+            && ((try? disk.bytes(at: offset, count: 8))?.matches("EFI PART", at: 0) ?? false)
+    }
+
+    /// The sector size whose primary (LBA 1) or, failing that, backup (last LBA) header carries
+    /// the signature; nil when neither size has one.
+    static func detectSectorSize(_ disk: BlockSource) -> Int? {
+        for size: UInt64 in [512, 4096] where disk.size >= 3 * size && signature(disk, at: size) { return Int(size) }
+        for size: UInt64 in [512, 4096] where disk.size >= 3 * size && signature(disk, at: (disk.size / size - 1) * size) { return Int(size) }
+        return nil
     }
 
     /// Reads the table, falling back to the backup header when the primary is damaged.
     static func read(_ disk: BlockSource) throws -> PartitionTableReport {
-        var sectorSize = 512
-        if disk.size >= 8192, !((try? disk.bytes(at: 512, count: 8))?.matches("EFI PART", at: 0) ?? false),
-           (try? disk.bytes(at: 4096, count: 8))?.matches("EFI PART", at: 0) ?? false {
-            sectorSize = 4096
-        }
+        let sectorSize = detectSectorSize(disk) ?? 512
         let sectors = disk.size / UInt64(sectorSize)
         guard sectors >= 3 else { throw PluginError(.corrupt, "gpt: the disk (\(disk.size) bytes) is too small for a GPT") }
         var warnings: [String] = []

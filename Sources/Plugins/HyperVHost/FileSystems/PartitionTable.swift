@@ -38,8 +38,9 @@ struct PartitionTableReport {
 /// 1. Sector 0 is read. It is an MBR when it ends with 55 AA, its four status bytes are 0x00
 ///    or 0x80, and it is not the boot sector of a bare FAT/NTFS/exFAT volume (those also end
 ///    with 55 AA but carry a BPB where the MBR has code).
-/// 2. An MBR with a 0xEE (protective) entry, or a disk with "EFI PART" at LBA 1 and no valid
-///    MBR, is read as GPT (see `GPT`); a hybrid MBR is ignored in favour of the GPT.
+/// 2. An MBR with a 0xEE (protective) entry, or a disk without a valid MBR but with "EFI PART"
+///    at LBA 1 or the last LBA, is read as GPT (see `GPT`); a hybrid MBR is ignored in favour
+///    of the GPT.
 /// 3. Any other MBR is read with its extended/logical partitions (see `MBR`).
 /// 4. Otherwise the disk has no table: `read` returns [] and the caller probes the whole disk
 ///    as one volume.
@@ -58,7 +59,7 @@ enum PartitionTable {
         let sector0 = try disk.bytes(at: 0, count: 512)
         let mbr = MBR.primaryEntries(sector0)
         let isProtective = mbr?.contains { $0.type == MBR.protectiveType } ?? false
-        if isProtective || (mbr == nil && GPT.hasPrimarySignature(disk)) {
+        if isProtective || (mbr == nil && GPT.detectSectorSize(disk) != nil) {
             var report = try GPT.read(disk)
             if !isProtective {
                 report.warnings.insert("gpt: the disk has no protective MBR (sector 0 holds no valid MBR); the GPT is used anyway", at: 0)

@@ -137,7 +137,10 @@ struct Ext4Inode {
                 throw PluginError(.corrupt, "ext4: inode \(number): in-inode attribute at byte \(position) overruns the inode")
             }
             if index == 7, raw.bytes(position + 16, nameLength) == Array("data".utf8) {
-                guard raw.le32(position + 4) == 0, first + valueOffset + valueSize <= raw.count else {
+                guard raw.le32(position + 4) == 0 else {
+                    throw PluginError(.unsupported, "ext4: inode \(number): the system.data attribute is stored in attribute inode \(raw.le32(position + 4)), which dpm does not read")
+                }
+                guard first + valueOffset + valueSize <= raw.count else {
                     throw PluginError(.corrupt, "ext4: inode \(number): the system.data attribute (\(valueSize) bytes at \(valueOffset)) lies outside the inode")
                 }
                 return raw.bytes(first + valueOffset, valueSize)

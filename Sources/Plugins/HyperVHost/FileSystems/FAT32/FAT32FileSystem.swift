@@ -104,7 +104,7 @@ final class FAT32FileSystem: GuestFileSystem {
     private func clusterRuns(_ entry: FileSystemEntry) throws -> [FAT32Run] {
         if entry.identifier & FAT32FileSystem.noClusterFlag != 0 { return [] }
         guard entry.identifier <= UInt64(boot.maxCluster) else {
-            throw PluginError(.invalid, "fat32: \(entry.name): identifier \(entry.identifier) is not a cluster of this volume")
+            throw PluginError(.corrupt, "fat32: \(entry.name): first cluster \(entry.identifier) is not within 2...\(boot.maxCluster)")
         }
         return try table.chain(from: UInt32(entry.identifier), entry.name)
     }
