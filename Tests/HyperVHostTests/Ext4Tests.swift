@@ -4,6 +4,8 @@ import TestSupport
 import XCTest
 @testable import HyperVHost
 
+private typealias MemoryBlockSource = FileSystemTesting.MemoryBlockSource
+
 /// ext4 (and ext2/ext3) images made by mkfs.ext4 -d from a known tree, compared entry by entry
 /// and byte by byte with the tree and with debugfs; refusals; damaged input; a fuzz run.
 final class Ext4Tests: XCTestCase {
@@ -233,6 +235,40 @@ final class Ext4Tests: XCTestCase {
         XCTAssertEqual(fs.volume.blockSize, 4096)
         try FileSystemTesting.assertMatches(fs, tree: tree)
         try assertAgreesWithDebugfs(fs, image: image, ["big.bin"])
+    }
+
+    /// Layout variants: meta_bg with inodes spread over many groups, bigalloc, 128-byte inodes
+    /// (no extra times), 64 KiB blocks, no filetype in directory records, 32-bit descriptors.
+    func testFeatureVariantsMatchSource() throws {
+        let directory = try TestSupport.temporaryDirectory(self)
+        let tree = directory + "/tree"
+        try FileManager.default.createDirectory(atPath: tree + "/d1/d2", withIntermediateDirectories: true)
+        for index in 0..<150 {
+            try FileSystemTesting.write(TestData.random(index * 37, seed: UInt64(index)), tree + (index % 3 == 0 ? "/d1/" : "/d1/d2/") + "file-\(index)")
+        }
+        try FileSystemTesting.write(TestData.random(300_000, seed: 99), tree + "/medium.bin")
+        try FileManager.default.createSymbolicLink(atPath: tree + "/link", withDestinationPath: "d1/d2/file-1")
+        setTimes(tree, seconds: 1_500_000_000)
+        let variants: [(options: [String], size: String, check: (Ext4FileSystem) -> Void)] = [
+            (["-b", "1024", "-O", "meta_bg,^resize_inode", "-N", "256"], "256M", { fs in
+                XCTAssertTrue(fs.volume.superblock.hasMetaBlockGroups)
+                // Some inodes live in groups whose descriptors are in the second meta group.
+                let highest = (try? FileSystemTesting.walk(fs).values.map(\.identifier).max()) ?? 0
+                XCTAssertGreaterThan(highest ?? 0, UInt64(fs.volume.superblock.descriptorsPerBlock) * UInt64(fs.volume.superblock.inodesPerGroup))
+            }),
+            (["-b", "4096", "-O", "bigalloc", "-C", "16384"], "64M", { XCTAssertNotEqual($0.volume.superblock.roCompat & 0x200, 0) }),
+            (["-I", "128"], "16M", { XCTAssertNil(try? $0.entry(["medium.bin"]).created) }),
+            (["-b", "65536"], "64M", { XCTAssertEqual($0.volume.blockSize, 65536) }),
+            (["-t", "ext2", "-O", "^filetype"], "16M", { XCTAssertFalse($0.volume.superblock.hasFileType) }),
+            (["-O", "^64bit,^metadata_csum"], "16M", { XCTAssertEqual($0.volume.superblock.descriptorSize, 32) }),
+        ]
+        for variant in variants {
+            let image = try makeImage(directory, tree: tree, options: variant.options, size: variant.size)
+            let fs = try Ext4FileSystem(volume: try FileSystemTesting.open(image))
+            variant.check(fs)
+            try FileSystemTesting.assertMatches(fs, tree: tree, options: .init(posix: true, timeTolerance: 1, directoryTimes: false))
+            try FileManager.default.removeItem(atPath: image)
+        }
     }
 
     /// Inline data: small files and directories stored inside their inodes.

@@ -4,6 +4,8 @@ import TestSupport
 import XCTest
 @testable import HyperVHost
 
+private typealias MemoryBlockSource = FileSystemTesting.MemoryBlockSource
+
 /// FAT32 images made by mkfs.vfat + mcopy from a known tree, compared entry by entry and byte
 /// by byte; long-name checksums; chain loops; damaged input; a fuzz run.
 final class FAT32Tests: XCTestCase {

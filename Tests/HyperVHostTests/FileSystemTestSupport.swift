@@ -4,25 +4,25 @@ import TestSupport
 import XCTest
 @testable import HyperVHost
 
-/// A volume held in memory; the fuzz tests mutate `bytes` in place.
-final class MemoryBlockSource: BlockSource {
-    var bytes: [UInt8]
-    var size: UInt64 { UInt64(bytes.count) }
+enum FileSystemTesting {
+    /// A volume held in memory; the fuzz tests mutate `bytes` in place.
+    final class MemoryBlockSource: BlockSource {
+        var bytes: [UInt8]
+        var size: UInt64 { UInt64(bytes.count) }
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+        init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
-        guard offset <= size, UInt64(buffer.count) <= size - offset else {
-            throw PluginError(.invalid, "read of \(buffer.count) bytes at \(offset) passes the end (\(size) bytes)")
-        }
-        guard buffer.count > 0 else { return }
-        bytes.withUnsafeBytes { source in
-            buffer.baseAddress!.copyMemory(from: source.baseAddress! + Int(offset), byteCount: buffer.count)
+        func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+            guard offset <= size, UInt64(buffer.count) <= size - offset else {
+                throw PluginError(.invalid, "read of \(buffer.count) bytes at \(offset) passes the end (\(size) bytes)")
+            }
+            guard buffer.count > 0 else { return }
+            bytes.withUnsafeBytes { source in
+                buffer.baseAddress!.copyMemory(from: source.baseAddress! + Int(offset), byteCount: buffer.count)
+            }
         }
     }
-}
 
-enum FileSystemTesting {
     /// A raw image file as a block source.
     static func open(_ path: String) throws -> BlockSource {
         DiskImageSource(try DiskImageOpener.open(path: path, format: .raw))

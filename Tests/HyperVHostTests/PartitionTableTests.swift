@@ -4,6 +4,8 @@ import TestSupport
 import XCTest
 @testable import HyperVHost
 
+private typealias MemoryBlockSource = FileSystemTesting.MemoryBlockSource
+
 /// MBR and GPT tables made by sfdisk, compared with `sfdisk --json`; damaged headers; a
 /// whole VHDX disk with ext4 and FAT32 partitions; a fuzz run.
 final class PartitionTableTests: XCTestCase {
@@ -63,7 +65,7 @@ final class PartitionTableTests: XCTestCase {
     /// sfdisk cannot write 4096-byte-sector tables into a file, so the test rewrites sfdisk's
     /// 512-byte GPT for 4096-byte sectors (LBAs divided by 8, CRCs recomputed).
     func testGPTWith4096ByteSectors() throws {
-        XCTAssertEqual(CRC32.checksum(Array("123456789".utf8)), 0xCBF4_3926)
+        XCTAssertEqual(GPT.CRC32.checksum(Array("123456789".utf8)), 0xCBF4_3926)
         let path = try partitionedDisk(gptScript)
         let original = try FileSystemTesting.load(path)
         let expected = try sfdiskPartitions(path)
@@ -82,9 +84,9 @@ final class PartitionTableTests: XCTestCase {
             header.putLE64(6, at: 0x28)
             header.putLE64(lastLBA - 5, at: 0x30)
             header.putLE64(entriesLBA, at: 0x48)
-            header.putLE32(CRC32.checksum(entries), at: 0x58)
+            header.putLE32(GPT.CRC32.checksum(entries), at: 0x58)
             header.putLE32(0, at: 0x10)
-            header.putLE32(CRC32.checksum(header), at: 0x10)
+            header.putLE32(GPT.CRC32.checksum(header), at: 0x10)
             disk.put(header, at: Int(lba) * 4096)
             disk.put(entries, at: Int(entriesLBA) * 4096)
         }

@@ -95,63 +95,63 @@ enum GPT {
     }
 
     /// Reads and checks the header at `lba` and its entry array; the failure says what is wrong.
-    private static func parseHeader(_ disk: BlockSource, lba: UInt64, sectorSize: Int, sectors: UInt64) -> Result<Header, GPTProblem> {
-        guard lba >= 1, lba < sectors else { return .failure(GPTProblem("its LBA \(lba) is outside the disk")) }
+    private static func parseHeader(_ disk: BlockSource, lba: UInt64, sectorSize: Int, sectors: UInt64) -> Result<Header, Problem> {
+        guard lba >= 1, lba < sectors else { return .failure(Problem("its LBA \(lba) is outside the disk")) }
         guard let raw = try? disk.bytes(at: lba * UInt64(sectorSize), count: sectorSize) else {
-            return .failure(GPTProblem("unreadable"))
+            return .failure(Problem("unreadable"))
         }
-        guard raw.matches("EFI PART", at: 0) else { return .failure(GPTProblem("no \"EFI PART\" signature")) }
+        guard raw.matches("EFI PART", at: 0) else { return .failure(Problem("no \"EFI PART\" signature")) }
         let headerSize = Int(raw.le32(0x0C))
-        guard headerSize >= 92, headerSize <= sectorSize else { return .failure(GPTProblem("header size \(headerSize) is not within 92...\(sectorSize)")) }
+        guard headerSize >= 92, headerSize <= sectorSize else { return .failure(Problem("header size \(headerSize) is not within 92...\(sectorSize)")) }
         var zeroed = Array(raw[0..<headerSize])
         zeroed.putLE32(0, at: 0x10)
         let stored = raw.le32(0x10), computed = CRC32.checksum(zeroed)
-        guard stored == computed else { return .failure(GPTProblem("header CRC32 is \(hex(stored)), computed \(hex(computed))")) }
-        guard raw.le64(0x18) == lba else { return .failure(GPTProblem("it says it is at LBA \(raw.le64(0x18))")) }
+        guard stored == computed else { return .failure(Problem("header CRC32 is \(hex(stored)), computed \(hex(computed))")) }
+        guard raw.le64(0x18) == lba else { return .failure(Problem("it says it is at LBA \(raw.le64(0x18))")) }
         let count = raw.le32(0x50), entrySize = raw.le32(0x54), entriesLBA = raw.le64(0x48)
-        guard count <= maxEntries else { return .failure(GPTProblem("\(count) entries exceed \(maxEntries)")) }
-        guard entrySize >= 128, entrySize <= 4096, entrySize % 8 == 0 else { return .failure(GPTProblem("entry size \(entrySize) is invalid")) }
+        guard count <= maxEntries else { return .failure(Problem("\(count) entries exceed \(maxEntries)")) }
+        guard entrySize >= 128, entrySize <= 4096, entrySize % 8 == 0 else { return .failure(Problem("entry size \(entrySize) is invalid")) }
         let arrayBytes = UInt64(count) * UInt64(entrySize)
         let arraySectors = arrayBytes.divideRoundingUp(UInt64(sectorSize))
         guard arrayBytes <= maxArrayBytes, entriesLBA >= 1, let arrayEnd = entriesLBA.plus(arraySectors), arrayEnd <= sectors else {
-            return .failure(GPTProblem("the entry array (LBA \(entriesLBA), \(count) × \(entrySize) bytes) does not fit on the disk"))
+            return .failure(Problem("the entry array (LBA \(entriesLBA), \(count) × \(entrySize) bytes) does not fit on the disk"))
         }
         guard let entries = try? disk.bytes(at: entriesLBA * UInt64(sectorSize), count: Int(arrayBytes)) else {
-            return .failure(GPTProblem("the entry array is unreadable"))
+            return .failure(Problem("the entry array is unreadable"))
         }
         let storedArray = raw.le32(0x58), computedArray = CRC32.checksum(entries)
         guard storedArray == computedArray else {
-            return .failure(GPTProblem("entry array CRC32 is \(hex(storedArray)), computed \(hex(computedArray))"))
+            return .failure(Problem("entry array CRC32 is \(hex(storedArray)), computed \(hex(computedArray))"))
         }
         return .success(Header(lba: lba, alternateLBA: raw.le64(0x20), entriesLBA: entriesLBA, entryCount: count,
                                entrySize: entrySize, entries: entries))
     }
 
     private static func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16) }
-}
 
-/// Why a GPT header was rejected (text for warnings and errors).
-struct GPTProblem: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// CRC-32 (IEEE 802.3, as zlib and UEFI compute it): reflected polynomial 0xEDB88320, initial
-/// value and final XOR 0xFFFFFFFF; the check value of "123456789" is 0xCBF43926.
-enum CRC32 {
-    private static let table: [UInt32] = (0..<256).map { index -> UInt32 in
-        var crc = UInt32(index)
-        for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
-        return crc
+    /// Why a GPT header was rejected (text for warnings and errors).
+    struct Problem: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
     }
 
-    static func checksum(_ bytes: [UInt8]) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        bytes.withUnsafeBufferPointer { buffer in
-            table.withUnsafeBufferPointer { table in
-                for byte in buffer { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
-            }
+    /// CRC-32 (IEEE 802.3, as zlib and UEFI compute it): reflected polynomial 0xEDB88320, initial
+    /// value and final XOR 0xFFFFFFFF; the check value of "123456789" is 0xCBF43926.
+    enum CRC32 {
+        private static let table: [UInt32] = (0..<256).map { index -> UInt32 in
+            var crc = UInt32(index)
+            for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+            return crc
         }
-        return ~crc
+
+        static func checksum(_ bytes: [UInt8]) -> UInt32 {
+            var crc: UInt32 = 0xFFFF_FFFF
+            bytes.withUnsafeBufferPointer { buffer in
+                table.withUnsafeBufferPointer { table in
+                    for byte in buffer { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+                }
+            }
+            return ~crc
+        }
     }
 }

@@ -10,6 +10,12 @@ import PluginAPI
 /// time, 32-bit uid/gid). Entries carry `mode & 0o7777`, uid, gid and the four times; the
 /// identifier is the inode number, so hard links share it.
 ///
+/// `type` is "ext4" for ext2 and ext3 volumes too. The root entry (`entry([])`) has the name "".
+/// `volumeExtents` lists the blocks holding the file's data (unwritten extents included, since
+/// they belong to the file), not its extent-tree or indirect blocks, which are file-system
+/// metadata a backup must keep. Metadata checksums are not verified: a damaged block is read
+/// for what it still holds, and structural checks catch what would mislead the reader.
+///
 /// Not supported, and said so: encrypted (fscrypt) directories cannot be listed and encrypted
 /// files are marked unreadable; file systems with the compression or dirdata features, or
 /// unknown incompatible features, are refused. A volume whose journal needs recovery is read

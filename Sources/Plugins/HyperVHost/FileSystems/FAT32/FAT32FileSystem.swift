@@ -8,6 +8,9 @@ import PluginAPI
 /// accessed (date only), all read as UTC (see `FAT32Directory`); FAT has no change time, no
 /// permissions and no owners, so those fields are nil.
 ///
+/// The root entry (`entry([])`) has the name "" and size 0, as do all directories (FAT records
+/// no directory size). `volumeExtents` lists every cluster of the chain.
+///
 /// Identifier: the first cluster of the entry. Entries without a cluster (empty files) get
 /// 2^63 + the volume byte offset of their directory record instead, so that two empty files
 /// never look like hard links of each other.
