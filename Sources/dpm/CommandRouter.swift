@@ -5,6 +5,7 @@ import Host
 enum CommandRouter {
     static var commands: [CommandDefinition] {
         PluginsCommands.all + VMCommands.all + DataSourcesCommands.all + BackupCommands.all + RecoverCommands.all
+            + BrowseCommands.all
             + MaintenanceCommands.all + GroupCommands.all + ReplicaCommands.all + ScheduleCommands.all + ServerCommands.all + ConfigCommands.all + [versionCommand]
     }
 

@@ -14,6 +14,9 @@ enum RecoverCommands {
           --alternate DIR       a full copy of the VM in DIR/NAME (disks and vm.json); --host, --format
           --copy-disks DIR      the virtual disks only, in DIR; --format
           --raw DIR             every stream of the point as a raw sparse file (any provider)
+          --to-folder DIR --item PATH [--item PATH …]
+                                files and folders from inside the VM (see `dpm browse`); a volume
+                                (/disk0/part1) or a disk (/disk0) is copied as a raw image
         --format is vhdx, vhd or raw (default: the disk's own format; qcow2 disks become vhdx).
         """,
         options: [
@@ -22,6 +25,8 @@ enum RecoverCommands {
             OptionSpec(name: "alternate", value: "DIR", help: "write a full copy of the VM under DIR"),
             OptionSpec(name: "copy-disks", value: "DIR", help: "write the virtual disks only, into DIR"),
             OptionSpec(name: "raw", value: "DIR", help: "write each stream as a raw (sparse) file in DIR"),
+            OptionSpec(name: "to-folder", value: "DIR", help: "item-level recovery into DIR (with --item)"),
+            OptionSpec(name: "item", value: "PATH", help: "a file, folder, volume or disk to copy (repeat)", repeatable: true),
             OptionSpec(name: "format", value: "FORMAT", help: "vhdx, vhd or raw for --alternate and --copy-disks"),
             OptionSpec(name: "host", value: "HOST", help: "the host the VM is recovered for (--alternate)"),
             OptionSpec(name: "throttle", value: "RATE[@HH:MM-HH:MM,…]", help: "limit the recovery's bandwidth, e.g. 50M or 10M@08:00-18:00"),
@@ -33,12 +38,32 @@ enum RecoverCommands {
         let source = try service.knownDataSource(invocation.positionals[0])
         let point = try service.recoveryPoint(source, invocation.arguments.value("rp") ?? "latest")
         let arguments = invocation.arguments
-        let targets = ["original", "alternate", "copy-disks", "raw"].filter { arguments.has($0) }
+        let targets = ["original", "alternate", "copy-disks", "raw", "to-folder"].filter { arguments.has($0) }
         guard targets.count == 1 else {
-            throw HostError(.usage, "choose exactly one target: --original, --alternate DIR, --copy-disks DIR or --raw DIR (see `dpm recover --help`)")
+            throw HostError(.usage, "choose exactly one target: --original, --alternate DIR, --copy-disks DIR, --raw DIR or --to-folder DIR (see `dpm recover --help`)")
         }
+        guard targets[0] == "to-folder" || arguments.all("item").isEmpty else { throw HostError(.usage, "--item goes with --to-folder DIR") }
         let bar = ProgressBar("recover \(source.name)", output: invocation.output)
         let recovery = RecoveryOptions(throttle: try arguments.value("throttle").map { try Throttle($0) }, notify: arguments.value("notify"))
+        if targets[0] == "to-folder" {
+            guard !arguments.all("item").isEmpty else { throw HostError(.usage, "--to-folder needs at least one --item PATH (see `dpm browse`)") }
+            let folder = arguments.value("to-folder")!
+            let directory = folder.hasPrefix("/") ? folder : FileManager.default.currentDirectoryPath + "/" + folder
+            let reply = try service.extract(point, items: arguments.all("item"), directory: directory, options: recovery, onProgress: bar.callback)
+            bar.finish()
+            if invocation.json { try invocation.output.emit(reply) } else {
+                invocation.output.line("recovered \(Int(reply["files"]?.numberValue ?? 0)) files and \(Int(reply["directories"]?.numberValue ?? 0)) folders "
+                    + "(\(ByteFormat.string(UInt64(reply["bytes"]?.numberValue ?? 0)))) into \(directory); "
+                    + "\(Int(reply["chunks_read"]?.numberValue ?? 0)) of \(Int(reply["chunks_total"]?.numberValue ?? 0)) chunks read")
+                for item in reply["renamed"]?.arrayValue ?? [] {
+                    invocation.output.line("  renamed \(item["from"]?.stringValue ?? "") -> \(item["to"]?.stringValue ?? "") (unsafe name)")
+                }
+                for item in reply["skipped"]?.arrayValue ?? [] {
+                    invocation.output.line("  skipped \(item["path"]?.stringValue ?? ""): \(item["reason"]?.stringValue ?? "")")
+                }
+            }
+            return 0
+        }
         if targets[0] != "raw" {
             let target = RestoreTarget(rawValue: targets[0]) ?? .original
             let directory = arguments.value(targets[0]).map { $0.hasPrefix("/") || $0.hasPrefix("//") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }

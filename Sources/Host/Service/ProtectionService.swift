@@ -155,6 +155,28 @@ public final class ProtectionService {
         }
     }
 
+    /// Lists items inside a recovery point (volumes, folders, files) through its provider.
+    public func browse(_ point: RecoveryPointRecord, path: String) throws -> (BrowseReply, chunksRead: Int) {
+        let source = try knownDataSource(point.datasourceId)
+        var listing = BrowseReply(entries: [])
+        let reply = try runProviderRecovery(point, source: source, job: nil, options: RecoveryOptions(), onProgress: nil) { provider, context in
+            listing = try provider.browse(BrowseRequest(path: path), context: context)
+            return .object([:])
+        }
+        return (listing, Int(reply["chunks_read"]?.numberValue ?? 0))
+    }
+
+    /// Copies items out of a recovery point into a folder (item-level recovery).
+    public func extract(_ point: RecoveryPointRecord, items: [String], directory: String, options: RecoveryOptions = RecoveryOptions(),
+                        onProgress: ((UInt64, UInt64) -> Void)?) throws -> JSONValue {
+        let source = try knownDataSource(point.datasourceId)
+        return try recovery(point, source: source, kind: "item-recovery", options: options) { job in
+            try runProviderRecovery(point, source: source, job: job, options: options, onProgress: onProgress) { provider, context in
+                try provider.extract(ExtractRequest(items: items, directory: directory), context: context)
+            }
+        }
+    }
+
     /// Runs a recovery as a job, with its completion email, whatever the kind.
     func recovery(_ point: RecoveryPointRecord, source: DataSourceRecord, kind: String, options: RecoveryOptions,
                   _ body: (Int64) throws -> JSONValue) throws -> JSONValue {
@@ -208,7 +230,7 @@ public final class ProtectionService {
     }
 
     /// Calls a provider with the recovery point bound to the call, reporting progress into the job.
-    func runProviderRecovery(_ point: RecoveryPointRecord, source: DataSourceRecord, job: Int64, options: RecoveryOptions,
+    func runProviderRecovery(_ point: RecoveryPointRecord, source: DataSourceRecord, job: Int64?, options: RecoveryOptions,
                              onProgress: ((UInt64, UInt64) -> Void)?,
                              _ call: (WorkloadProviderHandle, CallContext) throws -> JSONValue) throws -> JSONValue {
         let provider = try registry().workload(source.provider)
@@ -219,7 +241,7 @@ public final class ProtectionService {
             defer { reader.close() }
             let context = try provider.context()
             context.recoveryPoint = reader
-            context.onProgress = jobProgress(job, catalog: catalog, forwardingTo: onProgress)
+            context.onProgress = job.map { jobProgress($0, catalog: catalog, forwardingTo: onProgress) } ?? onProgress
             var reply = try call(provider, context)
             if case .object(var object) = reply {
                 object["chunks_read"] = .number(Double(reader.chunksLoaded))

@@ -8,6 +8,14 @@ extern int syncfs(int fd);
 
 static inline int dpm_syncfs(int fd) { return syncfs(fd); }
 
+/* sync_file_range(2) with SYNC_FILE_RANGE_WRITE: start writing a file's dirty pages back
+ * without waiting, so a later fsync/syncfs finds most of the work done. */
+extern int sync_file_range(int fd, long long offset, long long nbytes, unsigned int flags);
+
+static inline int dpm_start_writeback(int fd, long long offset, long long length) {
+    return sync_file_range(fd, offset, length, 2 /* SYNC_FILE_RANGE_WRITE */);
+}
+
 #include <sys/vfs.h>
 
 /* The file-system type (statfs f_type) of `path`, or -1 on error. */
