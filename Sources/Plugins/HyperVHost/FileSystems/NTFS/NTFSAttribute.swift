@@ -101,7 +101,7 @@ struct NTFSAttribute {
     /// Parses the attribute record at `offset` of a FILE record whose used part ends at `limit`.
     /// The caller has checked that the type and length fields lie within `limit`.
     init(record: [UInt8], offset: Int, length: Int, recordNumber: UInt64, clusterCount: UInt64) throws {
-        let here = "MFT record \(recordNumber): attribute at offset \(ntfsHex(offset))"
+        func here() -> String { "MFT record \(recordNumber): attribute at offset \(ntfsHex(offset))" }
         type = record.le32(offset)
         self.recordNumber = recordNumber
         self.offset = offset
@@ -111,15 +111,15 @@ struct NTFSAttribute {
         flags = record.le16(offset + 0x0C)
         id = record.le16(offset + 0x0E)
         guard nonResidentFlag <= 1 else {
-            throw NTFSError.corrupt("\(here): non-resident flag is \(nonResidentFlag)")
+            throw NTFSError.corrupt("\(here()): non-resident flag is \(nonResidentFlag)")
         }
         let headerSize = nonResidentFlag == 0 ? 0x18 : 0x40
         guard length >= headerSize else {
-            throw NTFSError.corrupt("\(here): length \(length) is shorter than its \(headerSize)-byte header")
+            throw NTFSError.corrupt("\(here()): length \(length) is shorter than its \(headerSize)-byte header")
         }
         if nameLength > 0 {
             guard nameOffset >= 0x10, nameOffset + 2 * nameLength <= length else {
-                throw NTFSError.corrupt("\(here): name (\(nameLength) characters at \(ntfsHex(nameOffset))) runs past the attribute")
+                throw NTFSError.corrupt("\(here()): name (\(nameLength) characters at \(ntfsHex(nameOffset))) runs past the attribute")
             }
             name = NTFSName.string(NTFSName.units(record, at: offset + nameOffset, count: nameLength))
         } else {
@@ -129,7 +129,7 @@ struct NTFSAttribute {
             let valueLength = Int(record.le32(offset + 0x10))
             let valueOffset = Int(record.le16(offset + 0x14))
             guard valueOffset >= 0x18 || valueLength == 0, valueOffset <= length, valueLength <= length - valueOffset else {
-                throw NTFSError.corrupt("\(here): resident value (\(valueLength) bytes at \(ntfsHex(valueOffset))) runs past the attribute (\(length) bytes)")
+                throw NTFSError.corrupt("\(here()): resident value (\(valueLength) bytes at \(ntfsHex(valueOffset))) runs past the attribute (\(length) bytes)")
             }
             content = .resident(record.bytes(offset + valueOffset, valueLength))
             return
@@ -140,23 +140,26 @@ struct NTFSAttribute {
         let compressionUnit = record.u8(offset + 0x22)
         let sizes = (record.le64(offset + 0x28), record.le64(offset + 0x30), record.le64(offset + 0x38))
         guard runlistOffset >= 0x40, runlistOffset <= length else {
-            throw NTFSError.corrupt("\(here): runlist offset \(ntfsHex(runlistOffset)) lies outside the attribute (\(length) bytes)")
+            throw NTFSError.corrupt("\(here()): runlist offset \(ntfsHex(runlistOffset)) lies outside the attribute (\(length) bytes)")
         }
-        let owner = "MFT record \(recordNumber): \(Self.typeName(type))\(name.isEmpty ? "" : ":" + name) attribute at offset \(ntfsHex(offset))"
+        let (type, name) = (type, name)
+        func owner() -> String {
+            "MFT record \(recordNumber): \(Self.typeName(type))\(name.isEmpty ? "" : ":" + name) attribute at offset \(ntfsHex(offset))"
+        }
         let runs = try NTFSRunList.decode(record, range: (offset + runlistOffset)..<(offset + length), firstVCN: lowestVCN,
-                                          clusterCount: clusterCount, owner: owner)
+                                          clusterCount: clusterCount, owner: owner())
         let mappedEnd = runs.last?.endVCN ?? lowestVCN
         // highest VCN is −1 (all ones) for an attribute without clusters.
         guard highestVCN &+ 1 == mappedEnd, lowestVCN <= mappedEnd else {
-            throw NTFSError.corrupt("\(owner): header says VCN \(lowestVCN)–\(Int64(bitPattern: highestVCN)) but the runlist maps VCN \(lowestVCN)–\(Int64(bitPattern: mappedEnd) - 1)")
+            throw NTFSError.corrupt("\(owner()): header says VCN \(lowestVCN)–\(Int64(bitPattern: highestVCN)) but the runlist maps VCN \(lowestVCN)–\(Int64(bitPattern: mappedEnd) - 1)")
         }
         if lowestVCN == 0 {
             guard sizes.2 <= sizes.1, sizes.1 <= sizes.0 else {
-                throw NTFSError.corrupt("\(owner): sizes are inconsistent (allocated \(sizes.0), data \(sizes.1), initialized \(sizes.2) bytes)")
+                throw NTFSError.corrupt("\(owner()): sizes are inconsistent (allocated \(sizes.0), data \(sizes.1), initialized \(sizes.2) bytes)")
             }
         }
         guard compressionUnit <= 16 else {
-            throw NTFSError.corrupt("\(owner): compression unit 2^\(compressionUnit) clusters is out of range")
+            throw NTFSError.corrupt("\(owner()): compression unit 2^\(compressionUnit) clusters is out of range")
         }
         content = .nonResident(NonResident(lowestVCN: lowestVCN, highestVCN: highestVCN, compressionUnit: compressionUnit,
                                            allocatedSize: sizes.0, dataSize: sizes.1, initializedSize: sizes.2, runs: runs))

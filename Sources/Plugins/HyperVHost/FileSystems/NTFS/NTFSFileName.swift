@@ -52,16 +52,16 @@ struct NTFSFileName {
     var isDOSOnly: Bool { namespace == Self.dos }
 
     /// Parses a $FILE_NAME value of `bytes.count` bytes; `owner` names it in messages.
-    init(_ bytes: [UInt8], owner: String) throws {
+    init(_ bytes: [UInt8], owner: @autoclosure () -> String) throws {
         guard bytes.count >= Self.headerSize else {
-            throw NTFSError.corrupt("\(owner): $FILE_NAME of \(bytes.count) bytes is shorter than its \(Self.headerSize)-byte header")
+            throw NTFSError.corrupt("\(owner()): $FILE_NAME of \(bytes.count) bytes is shorter than its \(Self.headerSize)-byte header")
         }
         let length = Int(bytes.u8(0x40))
         guard length > 0, Self.headerSize + 2 * length <= bytes.count else {
-            throw NTFSError.corrupt("\(owner): $FILE_NAME name of \(length) characters does not fit its \(bytes.count) bytes")
+            throw NTFSError.corrupt("\(owner()): $FILE_NAME name of \(length) characters does not fit its \(bytes.count) bytes")
         }
         namespace = bytes.u8(0x41)
-        guard namespace <= 3 else { throw NTFSError.corrupt("\(owner): $FILE_NAME namespace \(namespace) is unknown") }
+        guard namespace <= 3 else { throw NTFSError.corrupt("\(owner()): $FILE_NAME namespace \(namespace) is unknown") }
         parent = bytes.le64(0)
         created = bytes.le64(0x08)
         modified = bytes.le64(0x10)
@@ -94,9 +94,9 @@ struct NTFSStandardInformation {
     let accessed: UInt64
     let attributes: UInt32
 
-    init(_ bytes: [UInt8], owner: String) throws {
+    init(_ bytes: [UInt8], owner: @autoclosure () -> String) throws {
         guard bytes.count >= 0x24 else {
-            throw NTFSError.corrupt("\(owner): $STANDARD_INFORMATION of \(bytes.count) bytes is shorter than 36 bytes")
+            throw NTFSError.corrupt("\(owner()): $STANDARD_INFORMATION of \(bytes.count) bytes is shorter than 36 bytes")
         }
         created = bytes.le64(0)
         modified = bytes.le64(0x08)

@@ -45,8 +45,8 @@ struct NTFSFileRecord {
     /// bounds the runlists.
     init(_ raw: [UInt8], number: UInt64, clusterCount: UInt64) throws {
         var bytes = raw
-        let what = "MFT record \(number)"
-        try NTFSFixups.apply(&bytes, magic: "FILE", what: what)
+        func what() -> String { "MFT record \(number)" }
+        try NTFSFixups.apply(&bytes, magic: "FILE", what: what())
         self.number = number
         sequence = bytes.le16(0x10)
         linkCount = bytes.le16(0x12)
@@ -55,34 +55,34 @@ struct NTFSFileRecord {
         let firstAttribute = Int(bytes.le16(0x14))
         let used = Int(bytes.le32(0x18))
         guard used >= 0x18 + 8, used <= bytes.count else {
-            throw NTFSError.corrupt("\(what): \(used) bytes in use does not fit the \(bytes.count)-byte record")
+            throw NTFSError.corrupt("\(what()): \(used) bytes in use does not fit the \(bytes.count)-byte record")
         }
         let usaEnd = Int(bytes.le16(4)) + 2 * Int(bytes.le16(6))
         guard firstAttribute >= usaEnd, firstAttribute <= used - 4 else {
-            throw NTFSError.corrupt("\(what): first attribute offset \(ntfsHex(firstAttribute)) lies outside the used part (\(used) bytes)")
+            throw NTFSError.corrupt("\(what()): first attribute offset \(ntfsHex(firstAttribute)) lies outside the used part (\(used) bytes)")
         }
         if Int(bytes.le16(4)) >= 0x30 {
             // NTFS 3.1 records know their own number (0: not recorded): a mismatch means the
             // $MFT runlist or the volume is damaged and this is someone else's record.
             let stored = UInt64(bytes.le32(0x2C)) | UInt64(bytes.le16(0x2A)) << 32
             guard stored == number || stored == 0 else {
-                throw NTFSError.corrupt("\(what) says it is record \(stored) (damaged $MFT runlist or misplaced record)")
+                throw NTFSError.corrupt("\(what()) says it is record \(stored) (damaged $MFT runlist or misplaced record)")
             }
         }
         var attributes: [NTFSAttribute] = []
         var offset = firstAttribute
         while true {
             guard offset <= used - 4 else {
-                throw NTFSError.corrupt("\(what): attribute list is not ended by 0xFFFFFFFF within the \(used) bytes in use")
+                throw NTFSError.corrupt("\(what()): attribute list is not ended by 0xFFFFFFFF within the \(used) bytes in use")
             }
             let type = bytes.le32(offset)
             if type == NTFSAttribute.end { break }
             guard offset <= used - 8 else {
-                throw NTFSError.corrupt("\(what): attribute at offset \(ntfsHex(offset)) runs past the record")
+                throw NTFSError.corrupt("\(what()): attribute at offset \(ntfsHex(offset)) runs past the record")
             }
             let length = Int(bytes.le32(offset + 4))
             guard length >= 0x18, length % 8 == 0, length <= used - offset else {
-                throw NTFSError.corrupt("\(what): attribute at offset \(ntfsHex(offset)) (length \(length)) runs past the record")
+                throw NTFSError.corrupt("\(what()): attribute at offset \(ntfsHex(offset)) (length \(length)) runs past the record")
             }
             attributes.append(try NTFSAttribute(record: bytes, offset: offset, length: length, recordNumber: number,
                                                 clusterCount: clusterCount))

@@ -29,7 +29,12 @@ final class NTFSFileSystem: GuestFileSystem {
 
     private let lock = NSLock()
     private var inodes: [UInt64: NTFSInode] = [:]
-    private var streams: [String: NTFSStream] = [:]
+    private struct StreamKey: Hashable {
+        let record: UInt64
+        let name: String
+    }
+    private var streams: [StreamKey: NTFSStream] = [:]
+    private var indexes: [UInt64: [NTFSIndexEntry]] = [:]
     private var upcaseTable: NTFSUpCase?
 
     /// True when the volume's first sector carries the NTFS OEM id ("NTFS    " at offset 3).
@@ -57,12 +62,14 @@ final class NTFSFileSystem: GuestFileSystem {
     func list(_ path: [String], includeSystemFiles: Bool) throws -> [FileSystemEntry] {
         lock.lock()
         defer { lock.unlock() }
-        let (directory, _) = try resolve(path)
+        let (directory, _, ancestors) = try resolve(path)
         guard directory.isDirectory else { throw NTFSError.invalid("\(display(path)) is not a directory") }
         let hideSystem = directory.number == Self.rootRecord && !includeSystemFiles
         return try children(of: directory).compactMap { child in
             if hideSystem && child.recordNumber < Self.firstUserRecord && child.fileName.name.hasPrefix("$") { return nil }
-            if isStale(child) { return nil }
+            // NTFS has no directory hard links: an entry naming a directory on the path to
+            // here is damage, and listing it would let a recursive walk loop forever.
+            if ancestors.contains(child.recordNumber) { return nil }
             return describe(child)
         }
     }
@@ -70,7 +77,7 @@ final class NTFSFileSystem: GuestFileSystem {
     func entry(_ path: [String]) throws -> FileSystemEntry {
         lock.lock()
         defer { lock.unlock() }
-        let (inode, name) = try resolve(path)
+        let (inode, name, _) = try resolve(path)
         return try describe(inode, name: name)
     }
 
@@ -109,20 +116,21 @@ final class NTFSFileSystem: GuestFileSystem {
 
     // MARK: Paths and directories
 
-    /// The file at `path` and the name it was found under ("" for the root).
-    private func resolve(_ path: [String]) throws -> (NTFSInode, String) {
+    /// The file at `path`, the name it was found under ("" for the root) and the records of
+    /// the directories on the way.
+    private func resolve(_ path: [String]) throws -> (NTFSInode, String, Set<UInt64>) {
         var current = try inode(Self.rootRecord)
         var name = ""
         var walked: [String] = []
+        var ancestors: Set<UInt64> = [Self.rootRecord]
         for component in path where !component.isEmpty {
             guard current.isDirectory else { throw NTFSError.invalid("\(display(walked)) is not a directory") }
             walked.append(component)
             let wanted = Array(component.utf16)
             // All names, DOS aliases included: "PROGRA~1" finds "Program Files".
-            let candidates = try NTFSDirectoryIndex.entries(of: current, mft: mft).filter { $0.recordNumber != current.number }
-            let upcase = upcaseTable ?? loadUpCase()
+            let candidates = try indexEntries(of: current).filter { $0.recordNumber != current.number }
             guard let match = candidates.first(where: { $0.fileName.units == wanted })
-                    ?? candidates.first(where: { upcase.equal($0.fileName.units, wanted) }) else {
+                    ?? candidates.first(where: { (upcaseTable ?? loadUpCase()).equal($0.fileName.units, wanted) }) else {
                 throw NTFSError.notFound("\(display(walked)) not found")
             }
             current = try inode(match.recordNumber)
@@ -130,42 +138,33 @@ final class NTFSFileSystem: GuestFileSystem {
                 throw NTFSError.corrupt("\(display(walked)): the directory entry refers to MFT record \(match.recordNumber) sequence \(match.sequence), which now has sequence \(current.base.sequence)")
             }
             name = match.fileName.name
+            ancestors.insert(current.number)
         }
-        return (current, name)
+        return (current, name, ancestors)
     }
 
     /// The names in a directory: its index entries without the entry for itself (the root
     /// names itself "."), and without DOS 8.3 aliases of files that also have a long name here.
     private func children(of directory: NTFSInode) throws -> [NTFSIndexEntry] {
-        let all = try NTFSDirectoryIndex.entries(of: directory, mft: mft).filter { $0.recordNumber != directory.number }
+        let all = try indexEntries(of: directory).filter { $0.recordNumber != directory.number }
         let longNamed = Set(all.filter { !$0.fileName.isDOSOnly }.map(\.recordNumber))
         return all.filter { !($0.fileName.isDOSOnly && longNamed.contains($0.recordNumber)) }
-    }
-
-    /// True when an index entry points at a record that is no longer that file (deleted, or
-    /// reused with a new sequence number). A record that cannot be read is not stale: listing
-    /// reports it as unreadable.
-    private func isStale(_ entry: NTFSIndexEntry) -> Bool {
-        let record: NTFSFileRecord
-        if let cached = inodes[entry.recordNumber] {
-            record = cached.base
-        } else {
-            guard let read = try? mft.record(entry.recordNumber) else { return false }
-            record = read
-        }
-        return !record.isInUse || !record.isBase || (entry.sequence != 0 && record.sequence != entry.sequence)
     }
 
     private func display(_ path: [String]) -> String { "/" + path.joined(separator: "/") }
 
     // MARK: Entries
 
-    /// The entry for a directory entry; a file whose record cannot be read is described from
+    /// The entry for a directory entry, or nil for a stale one (the record was deleted, or
+    /// reused with a new sequence number). A file whose record cannot be read is described from
     /// the index's copy of its $FILE_NAME, with the error as `unreadable`.
-    private func describe(_ child: NTFSIndexEntry) -> FileSystemEntry {
+    private func describe(_ child: NTFSIndexEntry) -> FileSystemEntry? {
         do {
-            return try describe(inode(child.recordNumber), name: child.fileName.name)
+            let inode = try inode(child.recordNumber)
+            if child.sequence != 0 && inode.base.sequence != child.sequence { return nil }
+            return try describe(inode, name: child.fileName.name)
         } catch {
+            if let record = try? mft.record(child.recordNumber), !record.isInUse || !record.isBase { return nil }
             let key = child.fileName
             return FileSystemEntry(name: key.name, kind: key.isDirectory ? .directory : .file, size: key.isDirectory ? 0 : key.dataSize,
                                    modified: NTFSTime.date(key.modified), accessed: NTFSTime.date(key.accessed),
@@ -193,15 +192,20 @@ final class NTFSFileSystem: GuestFileSystem {
         } else if let data {
             entry.kind = .file
             entry.size = data.size
-            entry.unreadable = try unreadableReason(inode)
+            entry.unreadable = try unreadableReason(inode, information: information, reparse: reparse)
         }
         return entry
     }
 
     /// Why a file's data cannot be read, if it cannot.
     private func unreadableReason(_ inode: NTFSInode) throws -> String? {
-        let attributes = try inode.standardInformation()?.attributes ?? 0
-        if let reason = try inode.reparsePoint(mft: mft)?.unreadableReason(attributes: attributes) { return reason }
+        try unreadableReason(inode, information: inode.standardInformation(), reparse: inode.reparsePoint(mft: mft))
+    }
+
+    private func unreadableReason(_ inode: NTFSInode, information: NTFSStandardInformation?,
+                                  reparse: NTFSReparsePoint?) throws -> String? {
+        let attributes = information?.attributes ?? 0
+        if let reason = reparse?.unreadableReason(attributes: attributes) { return reason }
         guard let data = try dataStream(inode, name: "") else { return nil }
         if data.isEncrypted || attributes & NTFSFileAttributes.encrypted != 0 {
             return "NTFS-encrypted file (EFS); its data can only be decrypted on Windows with the owner's key"
@@ -220,8 +224,18 @@ final class NTFSFileSystem: GuestFileSystem {
         return loaded
     }
 
+    /// The entries of a directory's index (the last 32 directories read are cached, so that
+    /// looking up every file of a directory does not parse its index every time).
+    private func indexEntries(of directory: NTFSInode) throws -> [NTFSIndexEntry] {
+        if let cached = indexes[directory.number] { return cached }
+        let entries = try NTFSDirectoryIndex.entries(of: directory, mft: mft)
+        if indexes.count >= 32 { indexes.removeAll(keepingCapacity: true) }
+        indexes[directory.number] = entries
+        return entries
+    }
+
     private func dataStream(_ inode: NTFSInode, name: String) throws -> NTFSStream? {
-        let key = "\(inode.number):\(name)"
+        let key = StreamKey(record: inode.number, name: name)
         if let cached = streams[key] { return cached }
         guard let stream = try inode.stream(NTFSAttribute.data, name: name, mft: mft) else { return nil }
         if streams.count >= 64 { streams.removeAll(keepingCapacity: true) }

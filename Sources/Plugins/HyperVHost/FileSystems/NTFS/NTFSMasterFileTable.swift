@@ -89,9 +89,10 @@ final class NTFSMasterFileTable {
 
     /// The volume byte offset of record `number` when its bytes are contiguous (tests and tools).
     func byteOffset(of number: UInt64) -> UInt64? {
+        guard number < recordCount else { return nil }
         let start = number * UInt64(recordSize)
         let vcn = start / boot.clusterSize
-        guard number < recordCount, let index = NTFSRunList.index(of: vcn, in: stream.runs),
+        guard let index = NTFSRunList.index(of: vcn, in: stream.runs),
               let lcn = stream.runs[index].lcn else { return nil }
         let end = start + UInt64(recordSize) - 1
         guard end / boot.clusterSize < stream.runs[index].endVCN else { return nil }

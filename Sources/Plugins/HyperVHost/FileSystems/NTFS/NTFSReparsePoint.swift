@@ -35,26 +35,26 @@ struct NTFSReparsePoint {
     /// The link target, for symbolic links, junctions and WSL links.
     let linkTarget: String?
 
-    init(_ bytes: [UInt8], owner: String) throws {
+    init(_ bytes: [UInt8], owner: @autoclosure () -> String) throws {
         guard bytes.count >= 8 else {
-            throw NTFSError.corrupt("\(owner): $REPARSE_POINT of \(bytes.count) bytes is shorter than its 8-byte header")
+            throw NTFSError.corrupt("\(owner()): $REPARSE_POINT of \(bytes.count) bytes is shorter than its 8-byte header")
         }
         tag = bytes.le32(0)
         let dataLength = Int(bytes.le16(4))
         guard 8 + dataLength <= bytes.count else {
-            throw NTFSError.corrupt("\(owner): reparse data of \(dataLength) bytes runs past the \(bytes.count)-byte attribute")
+            throw NTFSError.corrupt("\(owner()): reparse data of \(dataLength) bytes runs past the \(bytes.count)-byte attribute")
         }
         let data = Array(bytes[8..<8 + dataLength])
         switch tag {
         case Self.symlink, Self.mountPoint:
             let buffer = tag == Self.symlink ? 12 : 8
             guard data.count >= buffer else {
-                throw NTFSError.corrupt("\(owner): link reparse data of \(data.count) bytes is too short")
+                throw NTFSError.corrupt("\(owner()): link reparse data of \(data.count) bytes is too short")
             }
             func name(_ offsetField: Int) throws -> String {
                 let offset = Int(data.le16(offsetField)), length = Int(data.le16(offsetField + 2))
                 guard length % 2 == 0, buffer + offset + length <= data.count else {
-                    throw NTFSError.corrupt("\(owner): link target (\(length) bytes at \(offset)) runs past the reparse data")
+                    throw NTFSError.corrupt("\(owner()): link target (\(length) bytes at \(offset)) runs past the reparse data")
                 }
                 return NTFSName.string(NTFSName.units(data, at: buffer + offset, count: length / 2))
             }
@@ -63,7 +63,7 @@ struct NTFSReparsePoint {
             if target.hasPrefix("\\??\\") { target.removeFirst(4) }
             linkTarget = target
         case Self.wslSymlink:
-            guard data.count >= 4 else { throw NTFSError.corrupt("\(owner): WSL link reparse data is too short") }
+            guard data.count >= 4 else { throw NTFSError.corrupt("\(owner()): WSL link reparse data is too short") }
             linkTarget = String(decoding: data[4...], as: UTF8.self)
         default:
             linkTarget = nil

@@ -36,9 +36,9 @@ enum NTFSRunList {
     /// allocated run must lie within the volume's `clusterCount` clusters; `owner` names the
     /// attribute in messages.
     static func decode(_ bytes: [UInt8], range: Range<Int>, firstVCN: UInt64, clusterCount: UInt64,
-                       owner: String) throws -> [NTFSRun] {
+                       owner: @autoclosure () -> String) throws -> [NTFSRun] {
         guard range.lowerBound >= 0, range.upperBound <= bytes.count else {
-            throw NTFSError.corrupt("\(owner): runlist lies outside the record")
+            throw NTFSError.corrupt("\(owner()): runlist lies outside the record")
         }
         var runs: [NTFSRun] = []
         var position = range.lowerBound
@@ -48,28 +48,28 @@ enum NTFSRunList {
             let header = bytes[position]
             let lengthSize = Int(header & 0x0F), deltaSize = Int(header >> 4)
             guard (1...8).contains(lengthSize), deltaSize <= 8 else {
-                throw NTFSError.corrupt("\(owner): runlist byte \(ntfsHex(header)) at offset \(ntfsHex(position)) is not a valid run header")
+                throw NTFSError.corrupt("\(owner()): runlist byte \(ntfsHex(header)) at offset \(ntfsHex(position)) is not a valid run header")
             }
             guard position + 1 + lengthSize + deltaSize <= range.upperBound else {
-                throw NTFSError.corrupt("\(owner): run at offset \(ntfsHex(position)) runs past the end of the attribute")
+                throw NTFSError.corrupt("\(owner()): run at offset \(ntfsHex(position)) runs past the end of the attribute")
             }
             let length = unsigned(bytes, at: position + 1, size: lengthSize)
             guard length > 0, length < maximumRunLength else {
-                throw NTFSError.corrupt("\(owner): run at VCN \(vcn) has length \(length) clusters")
+                throw NTFSError.corrupt("\(owner()): run at VCN \(vcn) has length \(length) clusters")
             }
             var runLCN: UInt64?
             if deltaSize > 0 {
                 let delta = signed(bytes, at: position + 1 + lengthSize, size: deltaSize)
                 let (next, overflow) = lcn.addingReportingOverflow(delta)
                 guard !overflow, next >= 0, let end = UInt64(next).plus(length), end <= clusterCount else {
-                    throw NTFSError.corrupt("\(owner): run at VCN \(vcn) (LCN \(lcn &+ delta), \(length) clusters) lies outside the volume (\(clusterCount) clusters)")
+                    throw NTFSError.corrupt("\(owner()): run at VCN \(vcn) (LCN \(lcn &+ delta), \(length) clusters) lies outside the volume (\(clusterCount) clusters)")
                 }
                 lcn = next
                 runLCN = UInt64(next)
             }
             runs.append(NTFSRun(vcn: vcn, length: length, lcn: runLCN))
             guard let nextVCN = vcn.plus(length), nextVCN < maximumRunLength else {
-                throw NTFSError.corrupt("\(owner): runlist maps more than 2^62 clusters")
+                throw NTFSError.corrupt("\(owner()): runlist maps more than 2^62 clusters")
             }
             vcn = nextVCN
             position += 1 + lengthSize + deltaSize
@@ -108,7 +108,11 @@ enum NTFSRunList {
 
     private static func unsigned(_ bytes: [UInt8], at offset: Int, size: Int) -> UInt64 {
         var value: UInt64 = 0
-        for index in (0..<size).reversed() { value = value << 8 | UInt64(bytes[offset + index]) }
+        var index = size
+        while index > 0 {
+            index -= 1
+            value = value << 8 | UInt64(bytes[offset + index])
+        }
         return value
     }
 

@@ -18,7 +18,9 @@ import PluginAPI
 ///
 /// Not thread-safe: `NTFSFileSystem` serialises its calls.
 final class NTFSStream {
-    let owner: String
+    /// Names the stream in messages ("MFT record 64: $DATA"), built only when needed.
+    var owner: String { describeOwner() }
+    private let describeOwner: () -> String
     let volume: BlockSource
     let clusterSize: UInt64
     let resident: [UInt8]?
@@ -39,16 +41,17 @@ final class NTFSStream {
     /// Builds the stream of `pieces` (the attribute records of one attribute: same type and
     /// name); `owner` names it in messages ("MFT record 64: $DATA"). Unless `partial` (while
     /// $MFT's own runlist is being gathered), the runlist must cover the data size.
-    init(pieces: [NTFSAttribute], owner: String, volume: BlockSource, clusterSize: UInt64, partial: Bool = false) throws {
-        self.owner = owner
+    init(pieces: [NTFSAttribute], owner: @autoclosure @escaping () -> String, volume: BlockSource, clusterSize: UInt64,
+         partial: Bool = false) throws {
+        describeOwner = owner
         self.volume = volume
         self.clusterSize = clusterSize
-        guard let first = pieces.first else { throw NTFSError.corrupt("\(owner): attribute missing") }
+        guard let first = pieces.first else { throw NTFSError.corrupt("\(owner()): attribute missing") }
         isEncrypted = first.isEncrypted
         isSparse = first.isSparse
         if let value = first.residentValue {
             guard pieces.count == 1 else {
-                throw NTFSError.corrupt("\(owner): a resident attribute also has \(pieces.count - 1) other parts")
+                throw NTFSError.corrupt("\(owner()): a resident attribute also has \(pieces.count - 1) other parts")
             }
             resident = value
             runs = []
@@ -73,10 +76,10 @@ final class NTFSStream {
             for run in part.runs { NTFSRunList.append(run, to: &runs) }
             nextVCN = runs.last?.endVCN ?? 0
         }
-        guard let head = sorted.first?.nonResident else { throw NTFSError.corrupt("\(owner): attribute missing") }
+        guard let head = sorted.first?.nonResident else { throw NTFSError.corrupt("\(owner()): attribute missing") }
         let mapped = runs.last?.endVCN ?? 0
         guard partial || mapped >= head.dataSize.divideRoundingUp(clusterSize) else {
-            throw NTFSError.corrupt("\(owner): the runlist maps \(mapped) clusters but the data size is \(head.dataSize) bytes (a part of the attribute is missing)")
+            throw NTFSError.corrupt("\(owner()): the runlist maps \(mapped) clusters but the data size is \(head.dataSize) bytes (a part of the attribute is missing)")
         }
         self.runs = runs
         resident = nil

@@ -90,30 +90,30 @@ enum NTFSFixups {
     static let stride = 512
 
     /// Checks and removes the fixups of `record` in place; `what` names it in messages.
-    static func apply(_ record: inout [UInt8], magic: String, what: String) throws {
+    static func apply(_ record: inout [UInt8], magic: String, what: @autoclosure () -> String) throws {
         guard record.matches(magic, at: 0) else {
             if record.matches("BAAD", at: 0) {
-                throw NTFSError.corrupt("\(what) is marked BAAD (a torn write found by chkdsk)")
+                throw NTFSError.corrupt("\(what()) is marked BAAD (a torn write found by chkdsk)")
             }
             if record.prefix(4).allSatisfy({ $0 == 0 }) {
-                throw NTFSError.corrupt("\(what) is empty (all zeros where a \(magic) record should be)")
+                throw NTFSError.corrupt("\(what()) is empty (all zeros where a \(magic) record should be)")
             }
-            throw NTFSError.corrupt("\(what) has signature \"\(record.printable(0, 4))\", not \"\(magic)\"")
+            throw NTFSError.corrupt("\(what()) has signature \"\(record.printable(0, 4))\", not \"\(magic)\"")
         }
         let usaOffset = Int(record.le16(4))
         let usaCount = Int(record.le16(6))
         let strides = record.count / stride
         guard record.count % stride == 0, usaCount == strides + 1 else {
-            throw NTFSError.corrupt("\(what): update sequence array has \(usaCount) entries; a \(record.count)-byte record needs \(strides + 1)")
+            throw NTFSError.corrupt("\(what()): update sequence array has \(usaCount) entries; a \(record.count)-byte record needs \(strides + 1)")
         }
         guard usaOffset >= 8, usaOffset % 2 == 0, usaOffset + 2 * usaCount <= stride - 2 else {
-            throw NTFSError.corrupt("\(what): update sequence array at offset \(ntfsHex(usaOffset)) lies outside the record header")
+            throw NTFSError.corrupt("\(what()): update sequence array at offset \(ntfsHex(usaOffset)) lies outside the record header")
         }
         let usn = record.le16(usaOffset)
         for index in 1..<usaCount {
             let end = index * stride - 2
             guard record.le16(end) == usn else {
-                throw NTFSError.corrupt("\(what) is torn: sector \(index - 1) of \(strides) ends with \(ntfsHex(record.le16(end))), not the update sequence number \(ntfsHex(usn)) (an interrupted write)")
+                throw NTFSError.corrupt("\(what()) is torn: sector \(index - 1) of \(strides) ends with \(ntfsHex(record.le16(end))), not the update sequence number \(ntfsHex(usn)) (an interrupted write)")
             }
             record[end] = record[usaOffset + 2 * index]
             record[end + 1] = record[usaOffset + 2 * index + 1]

@@ -22,7 +22,9 @@ struct NTFSUpCase {
         guard bytes.count == Self.tableSize else {
             throw NTFSError.corrupt("$UpCase (MFT record 10) is \(bytes.count) bytes; the upcase table has \(Self.tableSize)")
         }
-        table = (0..<Self.entries).map { UInt16(bytes[2 * $0]) | UInt16(bytes[2 * $0 + 1]) << 8 }
+        table = bytes.withUnsafeBytes { raw in
+            (0..<Self.entries).map { UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)) }
+        }
         fromVolume = true
     }
 
