@@ -185,6 +185,9 @@ final class NTFSTests: XCTestCase {
         // /many has INDX blocks below the root node.
         let many = try NTFSInode(try fs.entry(["many"]).identifier, mft: fs.mft)
         XCTAssertNotNil(try many.stream(NTFSAttribute.indexAllocation, name: "$I30", mft: fs.mft))
+        let index = try NTFSDirectoryIndex.read(many, mft: fs.mft)
+        XCTAssertGreaterThan(index.blocksRead, 4)
+        XCTAssertGreaterThanOrEqual(index.depth, 1)
         XCTAssertEqual(try fs.list(["many"]).count, NTFSTree.manyCount)
         // The fragmented file's runlist overflowed into extension records.
         let fragment = try NTFSInode(try fs.entry(["frag", "a.bin"]).identifier, mft: fs.mft)
@@ -475,12 +478,12 @@ extension NTFSTests {
         XCTAssertTrue(outsideEntry.unreadable?.contains("lies outside the volume") ?? false, "\(outsideEntry.unreadable ?? "nil")")
         assertRead(outsideFS, outsideEntry, throws: .corrupt, containing: "lies outside the volume")
         // A run of no clusters.
-        let huge = try volume.memory()
-        try Self.patchAttribute(huge, fs: pristine, record: plain.identifier, type: NTFSAttribute.data) { record, offset in
+        let zeroLength = try volume.memory()
+        try Self.patchAttribute(zeroLength, fs: pristine, record: plain.identifier, type: NTFSAttribute.data) { record, offset in
             let runs = offset + Int(record.le16(offset + 0x20))
             for index in 1...Int(record[runs] & 0x0F) { record[runs + index] = 0 }
         }
-        assertEntry(try NTFSFileSystem(volume: huge), ["plain.bin"], throws: .corrupt, containing: "has length 0 clusters")
+        assertEntry(try NTFSFileSystem(volume: zeroLength), ["plain.bin"], throws: .corrupt, containing: "has length 0 clusters")
         // Attribute lists naming a record of another file, or looping back to the file itself.
         let fragment = try NTFSInode(try pristine.entry(["frag", "a.bin"]).identifier, mft: pristine.mft)
         let list = try XCTUnwrap(fragment.pieces(NTFSAttribute.attributeList).first)

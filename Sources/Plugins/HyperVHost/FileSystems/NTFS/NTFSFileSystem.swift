@@ -13,9 +13,12 @@ import PluginAPI
 /// read as zeros, LZNT1-compressed files are decompressed. Encrypted (EFS) files and files whose
 /// data lives elsewhere (deduplication, WOF, offline) are listed with `unreadable` set, and
 /// reading them throws `.unsupported`. An entry whose MFT record is damaged is still listed,
-/// from the directory's copy of its $FILE_NAME, with the error in `unreadable`.
+/// from the directory's copy of its $FILE_NAME, with the error in `unreadable` (`entry` and
+/// `read` throw that error); stale index entries (deleted or reused records) are left out.
+/// Symbolic links, junctions and WSL links are `.symlink` entries with their target.
 ///
-/// Calls are serialised by a lock; parsed records and streams are cached.
+/// Calls are serialised by a lock; parsed records, streams and the last directory indexes
+/// read are cached.
 final class NTFSFileSystem: GuestFileSystem {
     static let rootRecord: UInt64 = 5, volumeRecord: UInt64 = 3, upcaseRecord: UInt64 = 10
     /// Records 0–23 are reserved for metadata.
@@ -224,12 +227,12 @@ final class NTFSFileSystem: GuestFileSystem {
         return loaded
     }
 
-    /// The entries of a directory's index (the last 32 directories read are cached, so that
-    /// looking up every file of a directory does not parse its index every time).
+    /// The entries of a directory's index (a few directories are cached, so that looking up
+    /// every file of a directory does not parse its index every time).
     private func indexEntries(of directory: NTFSInode) throws -> [NTFSIndexEntry] {
         if let cached = indexes[directory.number] { return cached }
         let entries = try NTFSDirectoryIndex.entries(of: directory, mft: mft)
-        if indexes.count >= 32 { indexes.removeAll(keepingCapacity: true) }
+        if indexes.count >= 8 { indexes.removeAll(keepingCapacity: true) }
         indexes[directory.number] = entries
         return entries
     }

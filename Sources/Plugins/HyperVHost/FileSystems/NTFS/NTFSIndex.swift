@@ -61,9 +61,17 @@ struct NTFSDirectoryIndex {
     private let allocation: NTFSStream?
     private var visited: Set<UInt64> = []
     private(set) var entries: [NTFSIndexEntry] = []
+    /// INDX blocks read, and the deepest level reached (0: the root node alone).
+    private(set) var blocksRead = 0
+    private(set) var depth = 0
 
     /// Reads every entry of directory `inode`.
     static func entries(of inode: NTFSInode, mft: NTFSMasterFileTable) throws -> [NTFSIndexEntry] {
+        try read(inode, mft: mft).entries
+    }
+
+    /// Walks the whole index of directory `inode`.
+    static func read(_ inode: NTFSInode, mft: NTFSMasterFileTable) throws -> NTFSDirectoryIndex {
         let owner = "directory index of MFT record \(inode.number)"
         guard let rootAttribute = inode.pieces(NTFSAttribute.indexRoot, name: indexName).first else {
             throw NTFSError.corrupt("\(owner): no $INDEX_ROOT:$I30 attribute")
@@ -83,7 +91,7 @@ struct NTFSDirectoryIndex {
                                        vcnUnit: UInt64(blockSize) >= mft.boot.clusterSize ? mft.boot.clusterSize : 512,
                                        allocation: try inode.stream(NTFSAttribute.indexAllocation, name: indexName, mft: mft))
         try index.walk(root, header: 0x10, what: "\(owner): $INDEX_ROOT", depth: 0)
-        return index.entries
+        return index
     }
 
     private init(owner: String, blockSize: Int, vcnUnit: UInt64, allocation: NTFSStream?) {
@@ -144,6 +152,8 @@ struct NTFSDirectoryIndex {
         guard block.le64(0x10) == vcn else {
             throw NTFSError.corrupt("\(what) says it is the block at VCN \(block.le64(0x10))")
         }
+        blocksRead += 1
+        self.depth = max(self.depth, depth)
         try walk(block, header: 0x18, what: what, depth: depth)
     }
 }

@@ -47,13 +47,13 @@ final class NTFSStream {
         self.volume = volume
         self.clusterSize = clusterSize
         guard let first = pieces.first else { throw NTFSError.corrupt("\(owner()): attribute missing") }
-        isEncrypted = first.isEncrypted
-        isSparse = first.isSparse
         if let value = first.residentValue {
             guard pieces.count == 1 else {
                 throw NTFSError.corrupt("\(owner()): a resident attribute also has \(pieces.count - 1) other parts")
             }
             resident = value
+            isEncrypted = first.isEncrypted
+            isSparse = false
             runs = []
             size = UInt64(value.count)
             initializedSize = size
@@ -83,6 +83,9 @@ final class NTFSStream {
         }
         self.runs = runs
         resident = nil
+        // Flags and sizes are those of the record holding VCN 0.
+        isEncrypted = sorted[0].isEncrypted
+        isSparse = sorted[0].isSparse
         size = head.dataSize
         initializedSize = head.initializedSize
         allocatedSize = head.allocatedSize
