@@ -49,9 +49,18 @@ final class AtRestSnapshot: WorkloadSnapshot {
             ])]))
     }
 
+    /// The allocation map, with page files and swap marked excluded (restored as zeros).
     func extents(stream: Int, call: HostCall) throws -> [Extent] {
-        try images[stream].allocationMap()
+        let exclusions = PageFileExclusion.find(on: DiskImageSource(images[stream]))
+        for exclusion in exclusions {
+            call.log(.info, "\(vm.name) disk\(stream): excluding \(exclusion.what) (\(exclusion.range.count) bytes)")
+        }
+        excluded[stream] = exclusions.map { "disk\(stream) \($0.what): \($0.range.count) bytes" }
+        return ExtentOverlay.exclude(exclusions.map(\.range), from: try images[stream].allocationMap())
     }
+
+    /// What extents() excluded, per stream, for the finish notes.
+    private var excluded: [Int: [String]] = [:]
 
     /// Unchanged files have no changes; a changed file cannot vouch (nil: hash it).
     func changes(stream: Int, since token: String, call: HostCall) throws -> [Extent]? {
@@ -69,13 +78,17 @@ final class AtRestSnapshot: WorkloadSnapshot {
         // A file that changed during the backup makes the token useless: hash next time.
         let now = localPaths.map(AtRestSnapshot.fingerprint)
         guard now == fingerprints else {
-            return SnapshotFinish(token: nil, notes: ["a disk of \(vm.name) changed during the backup; the next backup hashes every block"])
+            return SnapshotFinish(token: nil, notes: ["a disk of \(vm.name) changed during the backup; the next backup hashes every block"] + exclusionNotes)
         }
         // File times tick coarsely (a few ms): a write in the same tick as the last change
         // would leave the change time as it is. Trust the token only for files whose last
         // change is older than any such tick.
-        guard localPaths.allSatisfy({ AtRestSnapshot.changedSecondsAgo($0) >= 2 }) else { return SnapshotFinish(token: nil) }
-        return SnapshotFinish(token: "at-rest-v1;" + fingerprints.joined(separator: ";"))
+        guard localPaths.allSatisfy({ AtRestSnapshot.changedSecondsAgo($0) >= 2 }) else { return SnapshotFinish(token: nil, notes: exclusionNotes) }
+        return SnapshotFinish(token: "at-rest-v1;" + fingerprints.joined(separator: ";"), notes: exclusionNotes)
+    }
+
+    var exclusionNotes: [String] {
+        excluded.keys.sorted().flatMap { excluded[$0]! }.map { "excluded \($0) (restored as zeros)" }
     }
 
     static func fingerprint(_ path: String) -> String {

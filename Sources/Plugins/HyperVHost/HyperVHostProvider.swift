@@ -50,6 +50,14 @@ final class HyperVHostProvider: WorkloadProvider {
         return try restorer.restore(request, inventory: try VMInventory(stateDirectory: try call.stateDirectory()), shares: call.config("shares"))
     }
 
+    func browse(_ request: BrowseRequest, call: HostCall) throws -> BrowseReply {
+        try GuestBrowser(call: call).browse(request.path)
+    }
+
+    func extract(_ request: ExtractRequest, call: HostCall) throws -> JSONValue {
+        try ItemExtractor(browser: try GuestBrowser(call: call), directory: request.directory).extract(request.items)
+    }
+
     func command(_ request: CommandRequest, call: HostCall) throws -> JSONValue {
         let state = try call.stateDirectory()
         switch request.verb {
