@@ -245,7 +245,8 @@ public final class ProtectionService {
             var reply = try call(provider, context)
             if case .object(var object) = reply {
                 object["chunks_read"] = .number(Double(reader.chunksLoaded))
-                object["chunks_total"] = .number(Double(reader.index.dataDigests.count))
+                object["chunks_total"] = .number(Double(reader.index.streams.reduce(0) { $0 + $1.entries.count }))
+                object["chunks_stored"] = .number(Double(reader.index.dataDigests.count))
                 object["bytes_read"] = .number(Double(reader.bytesLoaded))
                 reply = .object(object)
             }
