@@ -9,7 +9,8 @@
  *
  * Contract:
  * - dpm_watchdog_spawn forks the watchdog and returns its pid (or -1 with errno) and, in
- *   *arm_fd, the write end of a close-on-exec pipe.
+ *   *arm_fd, the parent's end of a close-on-exec socket pair (a socket, not a pipe, so that
+ *   writing after the watchdog exited can use MSG_NOSIGNAL instead of raising SIGPIPE).
  * - Writing the byte 'D' to arm_fd disarms it: the child exits at once, doing nothing.
  * - Closing arm_fd without 'D' (the parent gave up, or died: the kernel closes it) or
  *   letting deadline_ms pass fires it: the child connects to `path` and sends each
@@ -33,8 +34,6 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
-
-extern int pipe2(int pipefd[2], int flags);
 
 static inline long dpm_watchdog_now_ms(void) {
     struct timespec now;
@@ -146,7 +145,7 @@ static inline void dpm_watchdog_child(int arm_fd, const char *path, const char *
 static inline int dpm_watchdog_spawn(const char *path, const char *script, size_t script_len,
                                      int deadline_ms, int retry_ms, int *arm_fd) {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return -1;
     pid_t pid = fork();
     if (pid < 0) {
         int saved = errno;

@@ -15,6 +15,8 @@ import PluginAPI
 final class GuestAgentClient {
     struct CommandError: Error, CustomStringConvertible {
         var command: String
+        /// The agent's error class, e.g. "CommandNotFound", "GenericError".
+        var errorClass: String
         var message: String
         var description: String { "\(command): \(message)" }
     }
@@ -62,7 +64,8 @@ final class GuestAgentClient {
             }
             if let value = reply["return"] { return value }
             if let error = reply["error"] {
-                throw CommandError(command: command, message: error["desc"]?.stringValue ?? "\(error)")
+                throw CommandError(command: command, errorClass: error["class"]?.stringValue ?? "GenericError",
+                                   message: error["desc"]?.stringValue ?? "\(error)")
             }
         }
     }
@@ -101,7 +104,7 @@ final class GuestAgentClient {
         do {
             let list = try execute("guest-get-fsinfo", timeout: timeout).arrayValue ?? []
             return list.map { ($0["mountpoint"]?.stringValue ?? "?", $0["type"]?.stringValue ?? "?") }
-        } catch let error as CommandError where error.message.contains("not found") || error.message.contains("disabled") {
+        } catch let error as CommandError where error.errorClass == "CommandNotFound" || error.message.contains("disabled") {
             return nil
         }
     }

@@ -62,6 +62,8 @@ enum QEMUBlockGraph {
                       let disk = try disk(from: node, device: node["node-name"]?.stringValue ?? "?") else { continue }
                 disks.append(disk)
             }
+            // QEMU lists nodes newest first; stream numbers must not depend on that.
+            disks.sort { $0.node < $1.node }
         }
         return disks
     }

@@ -6,9 +6,9 @@ import PluginAPI
 /// happens to the backup: an error, a timeout, or the backup process dying (even by
 /// SIGKILL, which no handler sees).
 ///
-/// It is a forked process (see CLinux/watchdog.h) that holds the read end of a pipe. The
+/// It is a forked process (see CLinux/watchdog.h) that holds one end of a socket pair. The
 /// backup disarms it after undoing the freeze or pause itself; if the backup dies, the
-/// kernel closes the pipe and the watchdog connects to the socket and sends the undo
+/// kernel closes the other end and the watchdog connects to the socket and sends the undo
 /// commands; if the backup hangs past `deadline`, the watchdog does the same.
 ///
 /// Because a QMP socket serves one client at a time, the watchdog's QMP connection is
@@ -73,8 +73,8 @@ final class ResumeWatchdog {
     /// The freeze or pause was undone: the watchdog exits without doing anything.
     func disarm() {
         guard armFD >= 0 else { return }
-        var byte: UInt8 = 0x44  // 'D'
-        _ = write(armFD, &byte, 1)
+        var byte: UInt8 = 0x44  // 'D'; the watchdog may be gone already (it fired): no SIGPIPE
+        _ = send(armFD, &byte, 1, Int32(MSG_NOSIGNAL))
         Glibc.close(armFD)
         armFD = -1
         reap(within: 5)
