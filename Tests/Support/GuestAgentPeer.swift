@@ -24,7 +24,11 @@ public final class GuestAgentPeer {
     }
 
     public let path: String
-    public let behaviour: Behaviour
+    /// How the peer answers freezes; may change between backups.
+    public var behaviour: Behaviour {
+        get { lock.lock(); defer { lock.unlock() }; return currentBehaviour }
+        set { lock.lock(); currentBehaviour = newValue; lock.unlock() }
+    }
     /// Filesystems for guest-get-fsinfo as (mountpoint, type); nil: the command is not offered.
     public let filesystems: [(String, String)]?
     /// Called before the freeze is answered (the guest is frozen from here).
@@ -33,6 +37,7 @@ public final class GuestAgentPeer {
     public var onThaw: (() -> Void)?
 
     private let lock = NSLock()
+    private var currentBehaviour: Behaviour
     private var entries: [Entry] = []
     private var isFrozen = false
     private var listener: Int32 = -1
@@ -40,7 +45,7 @@ public final class GuestAgentPeer {
 
     public init(path: String, behaviour: Behaviour = .normal, filesystems: [(String, String)]? = [("/", "ext4"), ("/boot", "vfat")]) throws {
         self.path = path
-        self.behaviour = behaviour
+        currentBehaviour = behaviour
         self.filesystems = filesystems
         unlink(path)
         listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

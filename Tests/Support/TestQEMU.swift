@@ -99,6 +99,17 @@ public final class TestQEMU {
         for socket in [qmpSocket, testSocket] { unlink(socket) }
     }
 
+    /// Kills the process with SIGKILL, as a host crash would: nothing is flushed or stored.
+    public func crash() {
+        monitor?.close()
+        if let process, process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+        process = nil
+        for socket in [qmpSocket, testSocket] { unlink(socket) }
+    }
+
     public func restart() throws {
         stop()
         try start()
