@@ -5,7 +5,7 @@ import PluginAPI
 /// (over QMP: online or offline, with dirty-bitmap change tracking), the Hyper-V disk
 /// formats, and recovery of whole VMs and disks (behaviours 1, 2, 3, 5, 6 and 10).
 final class HyperVHostProvider: WorkloadProvider {
-    static let version = "0.2.0"
+    static let version = "0.3.0"
 
     let descriptor = ProviderDescriptor(
         id: "hyperv-host",
@@ -33,6 +33,8 @@ final class HyperVHostProvider: WorkloadProvider {
             var details: [String: JSONValue] = ["host": .string(vm.host), "storage": .string(vm.storage),
                                                 "disks": .array(vm.disks.map { .string($0.path) })]
             if let cluster = vm.cluster { details["cluster"] = .string(cluster) }
+            if let qmp = vm.qmp { details["qmp"] = .string(qmp) }
+            if let agent = vm.guestAgent { details["guest_agent"] = .string(agent) }
             if let problem { details["problem"] = .string(problem) }
             return DataSourceDescription(id: vm.id, name: vm.name, kind: "vm", size: size, details: .object(details))
         }

@@ -82,7 +82,7 @@ final class Quiescer {
 
     private func online(_ point: () throws -> Void) throws -> Attempt {
         guard let path = vm.guestAgent else {
-            return .offline("no guest agent is configured (add one with `dpm vm add \(vm.name) --qmp … --guest-agent SOCKET`)")
+            return .offline("no guest agent is configured for the VM (register it with --guest-agent SOCKET for online backups)")
         }
         let agent: GuestAgentClient
         do {
