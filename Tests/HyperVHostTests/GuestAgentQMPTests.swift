@@ -26,9 +26,15 @@ final class GuestAgentQMPTests: XCTestCase {
             let id = (json?["arguments"] as? [String: Any])?["id"] as? Int ?? 0
             let reply = Array("{\"return\": 3}\n{\"error\": {\"desc\": \"old\"}}\n".utf8) + [0xFF] + Array("{\"return\": \(id)}\n".utf8)
             _ = reply.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            // Then an absurd answer to the next command: it must not trap a conversion.
+            request.removeAll()
+            while request.last != 0x0A && recv(fd, &byte, 1, 0) == 1 { request.append(byte) }
+            let absurd = Array("{\"return\": 1e300}\n".utf8)
+            _ = absurd.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         }
         defer { listener.stop() }
         let agent = try GuestAgentClient(path: path, timeout: 2)
+        XCTAssertEqual(try agent.freeze(timeout: 2), 1_000_000_000)
         agent.close()
     }
 

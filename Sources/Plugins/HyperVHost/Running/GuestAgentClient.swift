@@ -89,13 +89,13 @@ final class GuestAgentClient {
 
     /// Freezes the guest's filesystems; returns how many were frozen.
     func freeze(timeout: TimeInterval) throws -> Int {
-        Int(try execute("guest-fsfreeze-freeze", timeout: timeout).numberValue ?? 0)
+        WireJSON.int(try execute("guest-fsfreeze-freeze", timeout: timeout))
     }
 
     /// Thaws the guest's filesystems; returns how many were thawed.
     @discardableResult
     func thaw(timeout: TimeInterval) throws -> Int {
-        Int(try execute("guest-fsfreeze-thaw", timeout: timeout).numberValue ?? 0)
+        WireJSON.int(try execute("guest-fsfreeze-thaw", timeout: timeout))
     }
 
     /// The guest's mounted filesystems (`guest-get-fsinfo`): mount point, type and the

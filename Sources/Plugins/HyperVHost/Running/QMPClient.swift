@@ -36,7 +36,7 @@ final class QMPClient {
             throw PluginError(.invalid, "QMP socket \(path): the peer did not greet with QMP; is this QEMU's -qmp socket (not a guest agent or HMP monitor)?")
         }
         if let qemu = qmp["version"]?["qemu"] {
-            version = ["major", "minor", "micro"].map { String(Int(qemu[$0]?.numberValue ?? 0)) }.joined(separator: ".")
+            version = ["major", "minor", "micro"].map { String(WireJSON.int(qemu[$0])) }.joined(separator: ".")
         }
         _ = try execute("qmp_capabilities")
     }

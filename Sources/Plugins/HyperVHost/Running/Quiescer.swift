@@ -29,7 +29,11 @@ final class Quiescer {
         /// Reads `freeze_timeout_ms`, `thaw_timeout_ms`, `agent_timeout_ms` and
         /// `hook_timeout_ms` from the provider's configuration (`dpm config set hyperv-host.KEY`).
         init(config: (String) -> String?) {
-            func seconds(_ key: String) -> TimeInterval? { config(key).flatMap(Double.init).map { max(0.05, $0 / 1000) } }
+            // Between 50 ms and an hour; anything else (or not a number) keeps the default.
+            func seconds(_ key: String) -> TimeInterval? {
+                guard let value = config(key).flatMap(Double.init), value.isFinite, value >= 50, value <= 3_600_000 else { return nil }
+                return value / 1000
+            }
             agent = seconds("agent_timeout_ms") ?? agent
             freeze = seconds("freeze_timeout_ms") ?? freeze
             thaw = seconds("thaw_timeout_ms") ?? thaw

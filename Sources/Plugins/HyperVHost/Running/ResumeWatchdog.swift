@@ -54,7 +54,7 @@ final class ResumeWatchdog {
         let script = undo.script
         let child = undo.socket.withCString { path in
             script.withCString { text in
-                dpm_watchdog_spawn(path, text, strlen(text), Int32(deadline * 1000), Int32(retry * 1000), &fd)
+                dpm_watchdog_spawn(path, text, strlen(text), ResumeWatchdog.milliseconds(deadline), ResumeWatchdog.milliseconds(retry), &fd)
             }
         }
         guard child > 0 else {
@@ -65,6 +65,12 @@ final class ResumeWatchdog {
     }
 
     deinit { fire() }
+
+    /// Seconds as the C side's int milliseconds, clamped to [0, 1 day].
+    static func milliseconds(_ seconds: TimeInterval) -> Int32 {
+        guard seconds.isFinite, seconds > 0 else { return 0 }
+        return Int32(min(seconds, 86_400) * 1000)
+    }
 
     /// Whether the deadline has passed, so the watchdog may already have undone the freeze
     /// or pause: anything done afterwards cannot count on it.

@@ -23,5 +23,11 @@ enum WireJSON {
         return UInt64(number)
     }
 
+    /// A small integer (counts, version parts) from a peer, clamped so that no value traps.
+    static func int(_ value: JSONValue?) -> Int {
+        guard let number = value?.numberValue, number.isFinite else { return 0 }
+        return Int(max(-1_000_000_000, min(1_000_000_000, number.rounded())))
+    }
+
     static func number(_ value: UInt64) -> JSONValue { .number(Double(value)) }
 }
