@@ -40,8 +40,11 @@ public final class TestQEMU {
         self.disks = disks
         self.wiring = wiring
         try start()
-        test.addTeardownBlock { [weak self] in self?.stop() }
+        // Strong: the test may have dropped its last reference before teardown.
+        test.addTeardownBlock { self.stop() }
     }
+
+    deinit { stop() }
 
     public var arguments: [String] {
         var arguments = ["-accel", "tcg", "-nodefaults", "-display", "none", "-S",
