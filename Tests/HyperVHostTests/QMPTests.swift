@@ -72,6 +72,7 @@ final class QMPTests: XCTestCase {
         let started = Date()
         XCTAssertThrowsError(try QMPClient(path: path, timeout: 0.3)) { error in
             XCTAssertEqual((error as? PluginError)?.code, .transient, "\(error)")
+            XCTAssertTrue("\(error)".contains("another client may hold this monitor"), "\(error)")
         }
         XCTAssertLessThan(Date().timeIntervalSince(started), 3)
         let foreign = try FakeListener(path: root + "/ga.sock") { fd in

@@ -31,7 +31,14 @@ final class QMPClient {
         self.path = path
         self.timeout = timeout
         socket = try UnixSocket(path: path, role: "QMP socket", timeout: min(timeout, 10))
-        let greeting = try nextMessage(deadline: Date().addingTimeInterval(min(timeout, 10)))
+        let greeting: JSONValue
+        do {
+            greeting = try nextMessage(deadline: Date().addingTimeInterval(min(timeout, 10)))
+        } catch let error as PluginError where error.code == .transient {
+            socket.close()
+            throw PluginError(.transient, "QMP socket \(path): QEMU sent no greeting; another client may hold this monitor "
+                + "(QMP serves one client at a time): give dpm a monitor of its own (-qmp unix:PATH,server=on,wait=off)")
+        }
         guard let qmp = greeting["QMP"] else {
             throw PluginError(.invalid, "QMP socket \(path): the peer did not greet with QMP; is this QEMU's -qmp socket (not a guest agent or HMP monitor)?")
         }
