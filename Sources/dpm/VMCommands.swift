@@ -17,12 +17,22 @@ enum VMCommands {
         a disk on an SMB 3.0 share is given as //server/share/path (the share must be mounted on this host,
         or mapped with `dpm config set hyperv-host.shares '//server/share=/mount/point'`).
         Refused: components split between local and remote storage, and shares named by IP address.
+
+        A running VM is linked to its QEMU with --qmp SOCKET (give dpm a QMP monitor of its own:
+        -qmp unix:SOCKET,server=on,wait=off); its disks are found through QEMU (--disk picks some of them).
+        Its backups are online when --guest-agent names the host end of the guest agent's channel and the
+        guest can freeze: --pre-freeze/--post-thaw run shell commands on this host around the freeze
+        (application consistency). Otherwise the VM is paused for the instant of the snapshot.
         """,
         options: [
             OptionSpec(name: "disk", value: "PATH", help: "a virtual disk of the VM (repeat for each disk)", repeatable: true),
             OptionSpec(name: "host", value: "HOST", help: "the host that runs the VM (default: this host)"),
             OptionSpec(name: "storage", value: "KIND", help: "local, csv (cluster shared volume) or smb"),
             OptionSpec(name: "cluster", value: "NAME", help: "the cluster, for VMs on cluster shared volumes"),
+            OptionSpec(name: "qmp", value: "SOCKET", help: "the QMP socket of the VM's running QEMU"),
+            OptionSpec(name: "guest-agent", value: "SOCKET", help: "the guest agent's socket, for online (frozen) backups"),
+            OptionSpec(name: "pre-freeze", value: "CMD", help: "shell command run before the guest is frozen (application hook)"),
+            OptionSpec(name: "post-thaw", value: "CMD", help: "shell command run after the guest is thawed"),
         ],
         positionals: 1...1
     ) { invocation in
@@ -31,9 +41,18 @@ enum VMCommands {
             "disks": .array(invocation.arguments.all("disk").map { .string($0.hasPrefix("/") || $0.hasPrefix("//") || $0.hasPrefix("\\\\") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0) }),
         ]
         for key in ["host", "storage", "cluster"] { if let value = invocation.arguments.value(key) { args[key] = .string(value) } }
+        for key in ["qmp", "guest-agent"] {
+            if let value = invocation.arguments.value(key) {
+                args[key.replacingOccurrences(of: "-", with: "_")] = .string(value.hasPrefix("/") ? value : FileManager.default.currentDirectoryPath + "/" + value)
+            }
+        }
+        for key in ["pre-freeze", "post-thaw"] {
+            if let value = invocation.arguments.value(key) { args[key.replacingOccurrences(of: "-", with: "_")] = .string(value) }
+        }
         let vm = try provider(invocation).command("vm.add", .object(args))
         if invocation.json { try invocation.output.emit(vm) } else {
-            invocation.output.line("added VM \(vm["name"]?.stringValue ?? "") (\(vm["id"]?.stringValue ?? "")) with \(vm["disks"]?.arrayValue?.count ?? 0) disk(s)")
+            invocation.output.line("added VM \(vm["name"]?.stringValue ?? "") (\(vm["id"]?.stringValue ?? "")) with \(vm["disks"]?.arrayValue?.count ?? 0) disk(s)"
+                                   + (vm["qmp"]?.stringValue.map { ", running under the QEMU at \($0)" } ?? ""))
         }
         return 0
     }

@@ -1,18 +1,20 @@
 import Foundation
 import PluginAPI
 
-/// Host-level VM protection: the VM inventory, snapshots of VMs at rest, the Hyper-V disk
-/// formats, and recovery of whole VMs and disks (behaviours 1, 3, 5, 6 and 10).
+/// Host-level VM protection: the VM inventory, snapshots of VMs at rest and of running VMs
+/// (over QMP: online or offline, with dirty-bitmap change tracking), the Hyper-V disk
+/// formats, and recovery of whole VMs and disks (behaviours 1, 2, 3, 5, 6 and 10).
 final class HyperVHostProvider: WorkloadProvider {
-    static let version = "0.2.0"
+    static let version = "0.3.0"
 
     let descriptor = ProviderDescriptor(
         id: "hyperv-host",
         displayName: "Hyper-V host-level VM protection (VHDX, VHD, qcow2, raw)",
         version: HyperVHostProvider.version,
         kind: .workload,
-        capabilities: [.offlineBackup, .changeTracking, .blockStreams, .restoreOriginal, .restoreAlternate, .expressFull],
-        status: .ready("VMs at rest; running VMs over QMP and item-level recovery are not built yet")
+        capabilities: [.onlineBackup, .offlineBackup, .changeTracking, .blockStreams, .restoreOriginal, .restoreAlternate, .expressFull],
+        status: .ready("VMs at rest, and running VMs over QMP (online through the guest agent, else paused; dirty-bitmap "
+                       + "change tracking); item-level recovery is not built yet")
     )
 
     func enumerate(call: HostCall) throws -> [DataSourceDescription] {
@@ -31,6 +33,8 @@ final class HyperVHostProvider: WorkloadProvider {
             var details: [String: JSONValue] = ["host": .string(vm.host), "storage": .string(vm.storage),
                                                 "disks": .array(vm.disks.map { .string($0.path) })]
             if let cluster = vm.cluster { details["cluster"] = .string(cluster) }
+            if let qmp = vm.qmp { details["qmp"] = .string(qmp) }
+            if let agent = vm.guestAgent { details["guest_agent"] = .string(agent) }
             if let problem { details["problem"] = .string(problem) }
             return DataSourceDescription(id: vm.id, name: vm.name, kind: "vm", size: size, details: .object(details))
         }
@@ -39,10 +43,19 @@ final class HyperVHostProvider: WorkloadProvider {
     func prepareSnapshot(_ request: SnapshotRequest, call: HostCall) throws -> WorkloadSnapshot {
         let inventory = try VMInventory(stateDirectory: try call.stateDirectory())
         let vm = try inventory.require(request.datasource)
-        if vm.qmp != nil {
-            throw PluginError(.planned, "VM \(vm.name) is linked to a running QEMU; backups of running VMs are not built yet")
+        guard let socket = vm.qmp else {
+            return try AtRestSnapshot(vm: vm, shares: call.config("shares"), options: request.options)
         }
-        return try AtRestSnapshot(vm: vm, shares: call.config("shares"), options: request.options)
+        let qmp: QMPClient
+        do {
+            qmp = try QMPClient(path: socket)
+        } catch let error as PluginError where error.code == .notFound {
+            // Nothing listens on the QMP socket: QEMU is not running, so the VM is at rest
+            // (AtRestSnapshot refuses if another process still holds its disks).
+            call.log(.info, "VM \(vm.name): no QEMU answers on \(socket); backing it up at rest")
+            return try AtRestSnapshot(vm: vm, shares: call.config("shares"), options: request.options)
+        }
+        return try RunningSnapshot(vm: vm, qmp: qmp, request: request, call: call)
     }
 
     func restore(_ request: RestoreRequest, call: HostCall) throws -> JSONValue {

@@ -8,6 +8,9 @@ struct VMRecord: Codable, Equatable {
         /// The path as the user registered it (local, or a UNC path on an SMB share).
         var path: String
         var format: DiskFormat
+        /// For a running VM: QEMU's node name for the disk when it was registered (disks are
+        /// matched by path at each backup, since node names change when QEMU restarts).
+        var node: String?
     }
 
     var id: String
@@ -16,8 +19,13 @@ struct VMRecord: Codable, Equatable {
     var storage: String
     var cluster: String?
     var disks: [Disk]
+    /// The running VM's QMP socket (`dpm vm add --qmp`); nil for a VM backed up at rest.
     var qmp: String?
+    /// The guest agent's socket (`--guest-agent`): online backups freeze through it.
     var guestAgent: String?
+    /// Application hooks (`--pre-freeze`, `--post-thaw`), shell commands run on this host.
+    var preFreeze: String?
+    var postThaw: String?
     var created: Date
 }
 

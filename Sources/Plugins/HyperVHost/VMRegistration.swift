@@ -15,6 +15,8 @@ struct VMRegistration {
         var cluster: String?
         var qmp: String?
         var guestAgent: String?
+        var preFreeze: String?
+        var postThaw: String?
     }
 
     static func validate(_ request: Request, shares: String?) throws -> VMRecord {
@@ -52,6 +54,15 @@ struct VMRegistration {
         if storage == "csv" && (request.cluster ?? "").isEmpty {
             throw PluginError(.invalid, "VM \(name) is on a cluster shared volume; name its cluster with --cluster NAME")
         }
+        if request.qmp == nil, request.guestAgent != nil || request.preFreeze != nil || request.postThaw != nil {
+            throw PluginError(.invalid, "VM \(name): --guest-agent, --pre-freeze and --post-thaw are for running VMs; link the VM to its QEMU with --qmp SOCKET")
+        }
+        if let qmp = request.qmp {
+            return VMRecord(id: UUID().uuidString.lowercased(), name: name, host: request.host ?? ProcessInfo.processInfo.hostName,
+                            storage: storage, cluster: request.cluster, disks: try runningDisks(request, name: name, qmp: qmp),
+                            qmp: qmp, guestAgent: request.guestAgent, preFreeze: request.preFreeze, postThaw: request.postThaw,
+                            created: Date())
+        }
         var disks: [VMRecord.Disk] = []
         for path in paths {
             let local = try path.localPath(shares: shares)
@@ -62,7 +73,42 @@ struct VMRegistration {
             disks.append(.init(path: path.isRemote ? path.original : URL(fileURLWithPath: local).standardizedFileURL.path, format: image.format))
         }
         return VMRecord(id: UUID().uuidString.lowercased(), name: name, host: request.host ?? ProcessInfo.processInfo.hostName,
-                        storage: storage, cluster: request.cluster, disks: disks, qmp: request.qmp, guestAgent: request.guestAgent,
-                        created: Date())
+                        storage: storage, cluster: request.cluster, disks: disks, created: Date())
+    }
+
+    /// A running VM's disks, found through its QEMU (`query-block`): all of them, or those
+    /// named with --disk, each of which must be attached to the VM.
+    static func runningDisks(_ request: Request, name: String, qmp: String) throws -> [VMRecord.Disk] {
+        guard qmp.hasPrefix("/") else { throw PluginError(.invalid, "VM \(name): --qmp \(qmp) must be an absolute socket path") }
+        if let agent = request.guestAgent {
+            var status = stat()
+            guard agent.hasPrefix("/"), stat(agent, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK else {
+                throw PluginError(.invalid, "VM \(name): --guest-agent \(agent) is not a unix socket; give the host end of the guest agent's "
+                    + "channel (-chardev socket,path=\(agent),server=on,wait=off,id=qga0)")
+            }
+        }
+        let client: QMPClient
+        do {
+            client = try QMPClient(path: qmp, timeout: 10)
+        } catch let error as PluginError where error.code == .notFound {
+            throw PluginError(.notFound, "VM \(name): no QEMU answers on \(qmp); start the VM with -qmp unix:\(qmp),server=on,wait=off "
+                + "(a monitor of dpm's own), then add it again")
+        }
+        defer { client.close() }
+        let live = try QEMUBlockGraph.disks(client)
+        guard !live.isEmpty else {
+            throw PluginError(.invalid, "VM \(name): the QEMU at \(qmp) has no disk images attached; nothing to protect")
+        }
+        var chosen = live
+        if !request.disks.isEmpty {
+            chosen = try request.disks.map { path in
+                let wanted = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+                guard let disk = live.first(where: { URL(fileURLWithPath: $0.file).resolvingSymlinksInPath().path == wanted }) else {
+                    throw PluginError(.invalid, "VM \(name): --disk \(path) is not attached to the QEMU at \(qmp) (it has \(live.map(\.file).joined(separator: ", ")))")
+                }
+                return disk
+            }
+        }
+        return chosen.map { VMRecord.Disk(path: $0.file, format: $0.format, node: $0.node) }
     }
 }

@@ -23,4 +23,7 @@ static inline long dpm_filesystem_type(const char *path) {
     struct statfs info;
     return statfs(path, &info) == 0 ? (long)info.f_type : -1;
 }
+
+/* The thaw/resume watchdog of running-VM backups (HyperVHost). */
+#include "watchdog.h"
 #endif
