@@ -164,6 +164,35 @@ final class ItemRecoveryTests: XCTestCase {
         XCTAssertTrue(jobs.contains { $0["kind"] as? String == "item-recovery" && $0["state"] as? String == "succeeded" })
     }
 
+    func testAnMBRDiskWithLogicalPartitions() throws {
+        // MBR: a primary FAT32 and an ext4 in a logical partition of an extended one.
+        let fatTree = root + "/mbr-fat", ext4Tree = root + "/mbr-ext4"
+        let fatBytes = TestData.random(70_000, seed: 81), ext4Bytes = TestData.random(90_000, seed: 82)
+        try write(fatTree + "/Readme First.txt", fatBytes)
+        try write(ext4Tree + "/srv/data.bin", ext4Bytes, mtime: 1_700_000_123)
+        try sh("mkfs.vfat -F 32 -C \(root)/mbr-fat.img 66000 >/dev/null && mcopy -s -m -i \(root)/mbr-fat.img \"\(fatTree)\"/* ::/")
+        try sh("mkfs.ext4 -q -F -d \(ext4Tree) \(root)/mbr-ext4.img 48M")
+        let disk = root + "/mbr.raw"
+        try sh("truncate -s 160M \(disk) && printf 'label: dos\\nsize=66MiB, type=c\\ntype=5\\nsize=48MiB, type=83\\n' | sfdisk -q \(disk)")
+        let table = (try JSONSerialization.jsonObject(with: Data(try sh("sfdisk -J \(disk)").utf8)) as? [String: Any])?["partitiontable"] as? [String: Any]
+        let partitions = table?["partitions"] as? [[String: Any]] ?? []
+        XCTAssertEqual(partitions.count, 3)
+        let fatStart = try XCTUnwrap(partitions.first?["start"] as? Int), ext4Start = try XCTUnwrap(partitions.last?["start"] as? Int)
+        try sh("dd if=\(root)/mbr-fat.img of=\(disk) bs=512 seek=\(fatStart) conv=notrunc status=none")
+        try sh("dd if=\(root)/mbr-ext4.img of=\(disk) bs=512 seek=\(ext4Start) conv=notrunc status=none")
+        try sh("qemu-img convert -f raw -O vhdx \(disk) \(root)/mbr.vhdx")
+        try dpm(["vm", "add", "mbr", "--disk", root + "/mbr.vhdx"])
+        try dpm(["backup", "mbr"])
+        let volumes = try XCTUnwrap(try dpm(["browse", "mbr", "/disk0", "--json"]).json() as? [String: Any])["entries"] as? [[String: Any]]
+        XCTAssertEqual(volumes?.compactMap { $0["name"] as? String }, ["part1", "part5"])
+        let out = root + "/mbr-out"
+        try dpm(["recover", "mbr", "--to-folder", out, "--item", "/disk0/part1/Readme First.txt", "--item", "/disk0/part5/srv"])
+        XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: out + "/Readme First.txt"))), fatBytes)
+        XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: out + "/srv/data.bin"))), ext4Bytes)
+        let modified = try FileManager.default.attributesOfItem(atPath: out + "/srv/data.bin")[.modificationDate] as? Date
+        XCTAssertEqual(modified?.timeIntervalSince1970 ?? 0, 1_700_000_123, accuracy: 1)
+    }
+
     func testHostileNamesNeverEscapeTheRecoveryFolder() throws {
         // Make an ext4 volume with placeholder names, then rewrite them in the image into
         // names no recovery may use as they are: "..", "/etc/" (absolute), "a/b" (nested),

@@ -30,7 +30,8 @@ public final class Verifier {
         self.workers = workers
     }
 
-    public func verify(points: [RecoveryPointRecord]) throws -> Result {
+    /// - Parameter skipping: chunks already checked (read back and re-hashed) by the caller.
+    public func verify(points: [RecoveryPointRecord], skipping: Set<ChunkDigest> = []) throws -> Result {
         var result = Result()
         var problems: [String: [String]] = [:]
         var chunks: [ChunkDigest: (length: Int, points: [String])] = [:]
@@ -47,7 +48,7 @@ public final class Verifier {
                 problems[point.id, default: []].append(String(describing: error))
             }
         }
-        let digests = Array(chunks.keys)
+        let digests = chunks.keys.filter { !skipping.contains($0) }
         let total = digests.reduce(UInt64(0)) { $0 + UInt64(chunks[$1]!.length) }
         let lock = NSLock()
         var next = 0

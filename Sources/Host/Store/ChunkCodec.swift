@@ -12,6 +12,14 @@ public final class ChunkCodec {
     let zstd: ZstdCodec
     private var scratch: UnsafeMutableRawBufferPointer
     private var sealed: UnsafeMutableRawBufferPointer
+    /// For read-back checks of new chunks; allocated on first use.
+    private var readBackStorage: UnsafeMutableRawBufferPointer?
+    private var readBackBuffer: UnsafeMutableRawBufferPointer {
+        if let readBackStorage { return readBackStorage }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: scratch.count, alignment: 64)
+        readBackStorage = buffer
+        return buffer
+    }
 
     init(store: ChunkStore) throws {
         self.store = store
@@ -25,13 +33,17 @@ public final class ChunkCodec {
     deinit {
         scratch.deallocate()
         sealed.deallocate()
+        readBackStorage?.deallocate()
     }
 
     public func digest(_ plain: UnsafeRawBufferPointer) -> ChunkDigest { crypto.digest(plain) }
 
     /// Encodes a chunk as a blob and writes it to a new temporary file in the store's tmp/
     /// directory, without syncing. Returns the temporary path and the blob's size.
-    public func writeTemporary(_ plain: UnsafeRawBufferPointer, digest: ChunkDigest) throws -> (path: String, bytes: Int) {
+    /// - Parameter readBack: read the file back and compare it byte for byte with the blob
+    ///   just encoded (the initial replica's check that storage holds exactly what was
+    ///   produced; `dpm verify` re-decodes and re-hashes instead).
+    public func writeTemporary(_ plain: UnsafeRawBufferPointer, digest: ChunkDigest, readBack: Bool = false) throws -> (path: String, bytes: Int) {
         guard plain.count <= Int(UInt32.max) else { throw HostError(.invalid, "a chunk of \(plain.count) bytes is too large") }
         // Compress into scratch after the header; keep it only if it saves space.
         let body = UnsafeMutableRawBufferPointer(rebasing: scratch[ChunkBlob.headerSize...])
@@ -54,9 +66,11 @@ public final class ChunkCodec {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw HostError.posix("cannot create", path: path) }
         defer { close(fd) }
+        let headerBytes = header.encode()
         do {
-            try header.encode().withUnsafeBytes { try FileSystem.writeAll(fd: fd, $0, path: path) }
+            try headerBytes.withUnsafeBytes { try FileSystem.writeAll(fd: fd, $0, path: path) }
             try FileSystem.writeAll(fd: fd, payload, path: path)
+            if readBack { try compareWithFile(path, header: headerBytes, payload: payload) }
             // Start the write-back now, overlapping the disk with the rest of the backup;
             // the batch's syncfs then mostly waits for writes already under way.
             _ = dpm_start_writeback(fd, 0, 0)
@@ -65,6 +79,25 @@ public final class ChunkCodec {
             throw error
         }
         return (path, ChunkBlob.headerSize + payload.count)
+    }
+
+    /// Reads a just-written blob back and requires it to equal header + payload.
+    func compareWithFile(_ path: String, header: [UInt8], payload: UnsafeRawBufferPointer) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw HostError.posix("cannot reopen", path: path) }
+        defer { close(fd) }
+        let total = header.count + payload.count
+        let check = UnsafeMutableRawBufferPointer(rebasing: readBackBuffer[0..<total])
+        var done = 0
+        while done < total {
+            let n = pread(fd, check.baseAddress! + done, total - done, off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw HostError(.io, "chunk file \(path) reads back short (\(done) of \(total) bytes)") }
+            done += n
+        }
+        let matches = header.withUnsafeBytes { memcmp(check.baseAddress!, $0.baseAddress!, header.count) == 0 }
+            && memcmp(check.baseAddress! + header.count, payload.baseAddress!, payload.count) == 0
+        guard matches else { throw HostError(.io, "chunk file \(path) does not read back as written; check the storage under \(store.directory)") }
     }
 
     /// Whether compressing a chunk is likely to pay: for large chunks, three 32 KiB samples
@@ -87,8 +120,9 @@ public final class ChunkCodec {
 
     /// Reads a stored chunk into `destination` (exactly its plain length) and checks that it
     /// hashes to `digest`. Throws `corrupt` naming the chunk on any damage, `notFound` if missing.
-    public func read(_ digest: ChunkDigest, into destination: UnsafeMutableRawBufferPointer) throws {
-        let path = store.chunkPath(digest)
+    /// - Parameter path: where the blob is, when not yet under its name (a temporary file).
+    public func read(_ digest: ChunkDigest, from path: String? = nil, into destination: UnsafeMutableRawBufferPointer) throws {
+        let path = path ?? store.chunkPath(digest)
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
