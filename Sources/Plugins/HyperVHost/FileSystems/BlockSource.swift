@@ -54,3 +54,18 @@ final class DiskImageSource: BlockSource {
         try image.read(at: offset, into: buffer)
     }
 }
+
+extension Array where Element == Range<UInt64> {
+    /// The ranges sorted, with overlapping and touching ones joined.
+    func mergedRanges() -> [Range<UInt64>] {
+        var merged: [Range<UInt64>] = []
+        for range in sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = merged.last, range.lowerBound <= last.upperBound {
+                merged[merged.count - 1] = last.lowerBound..<Swift.max(last.upperBound, range.upperBound)
+            } else {
+                merged.append(range)
+            }
+        }
+        return merged
+    }
+}

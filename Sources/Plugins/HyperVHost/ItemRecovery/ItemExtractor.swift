@@ -107,15 +107,21 @@ final class ItemExtractor {
     }
 
     func copyData(_ entry: FileSystemEntry, from fileSystem: GuestFileSystem, to fd: Int32, shown: String) throws {
+        try copyStream(size: entry.size, to: fd, shown: shown) { offset, slice in try fileSystem.read(entry, at: offset, into: slice) }
+    }
+
+    /// Copies `size` bytes, read in 4 MiB pieces, into a sparse file; reports progress and
+    /// stops when the call is cancelled.
+    func copyStream(size: UInt64, to fd: Int32, shown: String, read: (UInt64, UnsafeMutableRawBufferPointer) throws -> Void) throws {
         let piece = 4 << 20
         var buffer = [UInt8](repeating: 0, count: piece)
         var offset: UInt64 = 0
-        total += entry.size
-        while offset < entry.size {
-            let count = Int(min(UInt64(piece), entry.size - offset))
+        total += size
+        while offset < size {
+            let count = Int(min(UInt64(piece), size - offset))
             try buffer.withUnsafeMutableBytes { raw in
                 let slice = UnsafeMutableRawBufferPointer(rebasing: raw[0..<count])
-                try fileSystem.read(entry, at: offset, into: slice)
+                try read(offset, slice)
                 try writeOrSkipZeros(fd, UnsafeRawBufferPointer(slice), at: offset, shown: shown)
             }
             offset += UInt64(count)
@@ -123,7 +129,7 @@ final class ItemExtractor {
             call.progress(done: bytes, total: total)
             try call.checkCancelled()
         }
-        guard ftruncate(fd, off_t(entry.size)) == 0 else { throw PluginError(.io, "cannot size \(shown) in \(writer.root)") }
+        guard ftruncate(fd, off_t(size)) == 0 else { throw PluginError(.io, "cannot size \(shown) in \(writer.root)") }
     }
 
     /// Writes data, leaving all-zero pieces as holes (sparse files stay sparse).
@@ -142,23 +148,7 @@ final class ItemExtractor {
     func copyRaw(_ source: BlockSource, name: String, what: String) throws {
         let (fd, _) = try writer.createFile(name, in: writer.rootFD)
         defer { close(fd) }
-        let piece = 4 << 20
-        var buffer = [UInt8](repeating: 0, count: piece)
-        var offset: UInt64 = 0
-        total += source.size
-        while offset < source.size {
-            let count = Int(min(UInt64(piece), source.size - offset))
-            try buffer.withUnsafeMutableBytes { raw in
-                let slice = UnsafeMutableRawBufferPointer(rebasing: raw[0..<count])
-                try source.read(at: offset, into: slice)
-                try writeOrSkipZeros(fd, UnsafeRawBufferPointer(slice), at: offset, shown: what)
-            }
-            offset += UInt64(count)
-            bytes += UInt64(count)
-            call.progress(done: bytes, total: total)
-            try call.checkCancelled()
-        }
-        guard ftruncate(fd, off_t(source.size)) == 0 else { throw PluginError(.io, "cannot size \(name) in \(writer.root)") }
+        try copyStream(size: source.size, to: fd, shown: what) { offset, slice in try source.read(at: offset, into: slice) }
         files += 1
         written.append(what)
     }

@@ -71,18 +71,9 @@ final class Ext4FileSystem: GuestFileSystem {
         if inode.hasInlineData || isFastSymlink(inode) { return [] }
         let limit: UInt64 = inode.usesExtents ? 1 << 32 : inode.size.divideRoundingUp(UInt64(volume.blockSize))
         let blockSize = UInt64(volume.blockSize)
-        let ranges = try volume.runs(of: inode, blocks: 0..<limit)
+        return try volume.runs(of: inode, blocks: 0..<limit)
             .map { $0.physical * blockSize..<($0.physical + $0.count) * blockSize }
-            .sorted { $0.lowerBound < $1.lowerBound }
-        var merged: [Range<UInt64>] = []
-        for range in ranges {
-            if let last = merged.last, range.lowerBound <= last.upperBound {
-                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, range.upperBound)
-            } else {
-                merged.append(range)
-            }
-        }
-        return merged
+            .mergedRanges()
     }
 
     // MARK: - Paths and entries

@@ -79,18 +79,9 @@ final class FAT32FileSystem: GuestFileSystem {
     }
 
     func volumeExtents(of entry: FileSystemEntry) throws -> [Range<UInt64>] {
-        let ranges = try clusterRuns(entry)
+        try clusterRuns(entry)
             .map { boot.offset(ofCluster: $0.first)..<boot.offset(ofCluster: $0.first) + UInt64($0.count) * boot.clusterSize }
-            .sorted { $0.lowerBound < $1.lowerBound }
-        var merged: [Range<UInt64>] = []
-        for range in ranges {
-            if let last = merged.last, range.lowerBound <= last.upperBound {
-                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, range.upperBound)
-            } else {
-                merged.append(range)
-            }
-        }
-        return merged
+            .mergedRanges()
     }
 
     // MARK: - Paths and directories

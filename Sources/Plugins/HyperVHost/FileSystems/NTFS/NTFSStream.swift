@@ -209,16 +209,6 @@ final class NTFSStream {
 
     /// The volume byte ranges of the stream's allocated clusters, ascending and merged.
     var volumeExtents: [Range<UInt64>] {
-        var ranges = runs.compactMap { run in run.lcn.map { $0 * clusterSize..<($0 + run.length) * clusterSize } }
-        ranges.sort { $0.lowerBound < $1.lowerBound }
-        var merged: [Range<UInt64>] = []
-        for range in ranges {
-            if let last = merged.last, last.upperBound >= range.lowerBound {
-                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, range.upperBound)
-            } else {
-                merged.append(range)
-            }
-        }
-        return merged
+        runs.compactMap { run in run.lcn.map { $0 * clusterSize..<($0 + run.length) * clusterSize } }.mergedRanges()
     }
 }
