@@ -12,8 +12,8 @@ final class ChunkStoreTests: XCTestCase {
         directory = try TestSupport.temporaryDirectory(self)
     }
 
-    func storeWithChunk(_ plain: [UInt8], keyFile: String? = nil) throws -> (ChunkStore, ChunkDigest) {
-        let store = try ChunkStore.open(directory: directory + "/store", keyFile: keyFile, chunkSize: 1 << 20)
+    func storeWithChunk(_ plain: [UInt8], keyFile: String? = nil, chunkSize: Int = 1 << 20) throws -> (ChunkStore, ChunkDigest) {
+        let store = try ChunkStore.open(directory: directory + "/store", keyFile: keyFile, chunkSize: chunkSize)
         let codec = try store.makeCodec()
         let digest = plain.withUnsafeBytes { codec.digest($0) }
         let batch = ChunkCommitBatch(store: store)

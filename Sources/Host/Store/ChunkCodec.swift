@@ -49,7 +49,9 @@ public final class ChunkCodec {
         let body = UnsafeMutableRawBufferPointer(rebasing: scratch[ChunkBlob.headerSize...])
         var payload = UnsafeRawBufferPointer(plain)
         var compressed = false
-        if ChunkCodec.worthCompressing(plain, zstd: zstd, scratch: body), let size = zstd.compress(plain, into: body), size < plain.count {
+        // zstd gives up on incompressible input quickly (about 7 GB/s on random data here), so
+        // every chunk is offered to it and kept compressed only when that saves space.
+        if let size = zstd.compress(plain, into: body), size < plain.count {
             payload = UnsafeRawBufferPointer(rebasing: body[0..<size])
             compressed = true
         }
@@ -98,24 +100,6 @@ public final class ChunkCodec {
         let matches = header.withUnsafeBytes { memcmp(check.baseAddress!, $0.baseAddress!, header.count) == 0 }
             && memcmp(check.baseAddress! + header.count, payload.baseAddress!, payload.count) == 0
         guard matches else { throw HostError(.io, "chunk file \(path) does not read back as written; check the storage under \(store.directory)") }
-    }
-
-    /// Whether compressing a chunk is likely to pay: for large chunks, three 32 KiB samples
-    /// are compressed first, and data that does not shrink by 3% (random data, media,
-    /// already-compressed files) is stored as it is without spending a full compression.
-    static func worthCompressing(_ plain: UnsafeRawBufferPointer, zstd: ZstdCodec, scratch: UnsafeMutableRawBufferPointer) -> Bool {
-        let sample = 32 << 10
-        guard plain.count >= 16 * sample else { return true }
-        var input = 0
-        var output = 0
-        for part in 0..<3 {
-            let start = (plain.count - sample) * part / 2
-            let slice = UnsafeRawBufferPointer(rebasing: plain[start..<start + sample])
-            guard let size = zstd.compress(slice, into: scratch) else { return true }
-            input += sample
-            output += size
-        }
-        return Double(output) < Double(input) * 0.97
     }
 
     /// Reads a stored chunk into `destination` (exactly its plain length) and checks that it
