@@ -112,6 +112,31 @@ final class VMProtectionTests: XCTestCase {
         try dpm(["recover", "mixed", "--alternate", root + "/alt"])
     }
 
+    func testChangingAVMKeepsItsIdAndItsChain() throws {
+        let disk = root + "/s.vhdx", second = root + "/s2.vhd"
+        try tool(["qemu-img", "create", "-q", "-f", "vhdx", disk, "16M"])
+        try tool(["qemu-img", "create", "-q", "-f", "vpc", second, "8M"])
+        try dpm(["vm", "add", "keep", "--disk", disk, "--host", "hv1"])
+        let before = try json(["vm", "show", "keep"])
+        try dpm(["backup", "keep"])
+        try dpm(["vm", "set", "keep", "--host", "hv2", "--storage", "csv", "--cluster", "prod"])
+        let after = try json(["vm", "show", "keep"])
+        XCTAssertEqual(after["id"] as? String, before["id"] as? String)
+        XCTAssertEqual(after["host"] as? String, "hv2")
+        XCTAssertEqual(after["cluster"] as? String, "prod")
+        try dpm(["vm", "set", "keep", "--storage", "local", "--cluster", ""])
+        XCTAssertNil(try json(["vm", "show", "keep"])["cluster"])
+        let hooks = try dpm(["vm", "set", "keep", "--pre-freeze", "true"], expect: 1)
+        XCTAssertTrue(hooks.stderr.contains("link the VM to its QEMU with --qmp"), hooks.stderr)
+        let next = try XCTUnwrap(try json(["backup", "keep"])["recovery_point"] as? [String: Any])
+        XCTAssertEqual(next["kind"] as? String, "incremental", "the chain goes on")
+        // Adding a disk is validated like a new registration.
+        try dpm(["vm", "set", "keep", "--disk", disk, "--disk", second])
+        XCTAssertEqual((try json(["vm", "show", "keep"])["disks"] as? [Any])?.count, 2)
+        let bad = try dpm(["vm", "set", "keep", "--disk", "//10.1.1.1/share/x.vhdx"], expect: 1)
+        XCTAssertTrue(bad.stderr.contains("by IP address"), bad.stderr)
+    }
+
     func testRegistrationRefusalsFollowTheSeed() throws {
         let disk = root + "/d.vhdx"
         try tool(["qemu-img", "create", "-q", "-f", "vhdx", disk, "16M"])

@@ -79,6 +79,13 @@ final class HyperVHostProvider: WorkloadProvider {
             let vm = try VMRegistration.validate(args, shares: call.config("shares"))
             try VMInventory.locked(state) { try $0.add(vm) }
             return try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(vm))
+        case "vm.set":
+            return try VMInventory.locked(state) { inventory in
+                let existing = try inventory.require(request.args?["name"]?.stringValue ?? "")
+                let updated = try VMRegistration.revise(existing, with: request.args ?? .object([:]), shares: call.config("shares"))
+                try inventory.update(updated)
+                return try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(updated))
+            }
         case "vm.list":
             return try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(try VMInventory(stateDirectory: state).vms))
         case "vm.show":

@@ -19,6 +19,24 @@ struct VMRegistration {
         var postThaw: String?
     }
 
+    /// `dpm vm set`: the VM's registration with the given fields changed (an empty string
+    /// clears an optional one), validated as a new registration would be; the VM keeps its
+    /// id and creation time, so its recovery points stay one chain.
+    static func revise(_ vm: VMRecord, with changes: JSONValue, shares: String?) throws -> VMRecord {
+        func optional(_ key: String, _ current: String?) -> String? {
+            guard let value = changes[key]?.stringValue else { return current }
+            return value.isEmpty ? nil : value
+        }
+        let disks = changes["disks"]?.arrayValue?.compactMap(\.stringValue) ?? vm.disks.map(\.path)
+        let request = Request(name: vm.name, disks: disks, host: optional("host", vm.host), storage: optional("storage", vm.storage),
+                              cluster: optional("cluster", vm.cluster), qmp: optional("qmp", vm.qmp), guestAgent: optional("guest_agent", vm.guestAgent),
+                              preFreeze: optional("pre_freeze", vm.preFreeze), postThaw: optional("post_thaw", vm.postThaw))
+        var revised = try validate(request, shares: shares)
+        revised.id = vm.id
+        revised.created = vm.created
+        return revised
+    }
+
     static func validate(_ request: Request, shares: String?) throws -> VMRecord {
         let name = request.name.trimmingCharacters(in: .whitespaces)
         guard !name.isEmpty, name.count <= 100, !name.contains("/"), !name.contains("\0") else {
