@@ -13,6 +13,11 @@ import Glibc
 ///    files without a catalog row (crash leftovers) and temporary files, both also older
 ///    than the grace period.
 /// Only one gc runs at a time (`locks/gc.lock`).
+///
+/// The mark set holds only the first 8 bytes of each digest (a sorted array), so it costs
+/// 8 bytes a chunk: about 160 MB for the 20 million chunks of 80 TB. Two digests sharing a
+/// prefix can only make gc keep an unreferenced chunk a little longer, never remove a
+/// referenced one.
 public final class GarbageCollector {
     public struct Result: Codable, Sendable {
         public var chunksMarked = 0
@@ -42,7 +47,7 @@ public final class GarbageCollector {
         }
         defer { withExtendedLifetime(gcLock) {} }
         let cutoff = now.addingTimeInterval(-grace)
-        var marked = Set<ChunkDigest>()
+        var marked = MarkSet()
         var seen = Set<String>()
         try mark(into: &marked, seen: &seen)
 
@@ -54,6 +59,7 @@ public final class GarbageCollector {
         try mark(into: &marked, seen: &seen)
 
         var result = Result()
+        marked.seal()
         result.chunksMarked = marked.count
         let referencedIndexes = Set(try catalog.allRecoveryPoints().map { store.directory + "/" + $0.indexPath })
         // Index files (and their temporary files) that no catalog row names are crash leftovers.
@@ -81,7 +87,7 @@ public final class GarbageCollector {
     }
 
     /// Adds the digests of every catalog point not yet in `seen`.
-    private func mark(into marked: inout Set<ChunkDigest>, seen: inout Set<String>) throws {
+    private func mark(into marked: inout MarkSet, seen: inout Set<String>) throws {
         for point in try catalog.allRecoveryPoints() where !seen.contains(point.id) {
             let index: RecoveryPointIndex
             do {
@@ -90,7 +96,7 @@ public final class GarbageCollector {
                 throw HostError(.corrupt, "gc cannot tell which chunks recovery point \(point.id) uses, so it removes nothing: \(error); "
                     + "delete that point with `dpm rp delete \(point.datasourceId) --rp \(point.id)` if it cannot be repaired")
             }
-            marked.formUnion(index.dataDigests)
+            for stream in index.streams { for entry in stream.entries where entry.flag == .data { marked.insert(entry.digest) } }
             seen.insert(point.id)
         }
     }
@@ -109,5 +115,39 @@ public final class GarbageCollector {
         var status = stat()
         guard stat(path, &status) == 0 else { return .distantFuture }
         return Date(timeIntervalSince1970: TimeInterval(status.st_mtim.tv_sec))
+    }
+}
+
+/// The digests gc keeps, by their first 8 bytes: an array, sorted once marking is done.
+struct MarkSet {
+    private var prefixes: [UInt64] = []
+    private var sealed = false
+
+    mutating func insert(_ digest: ChunkDigest) {
+        prefixes.append(digest.bytes.0)
+        sealed = false
+    }
+
+    /// Sorts and removes duplicates; call before `contains`.
+    mutating func seal() {
+        prefixes.sort()
+        var unique: [UInt64] = []
+        unique.reserveCapacity(prefixes.count)
+        for prefix in prefixes where unique.last != prefix { unique.append(prefix) }
+        prefixes = unique
+        sealed = true
+    }
+
+    var count: Int { prefixes.count }
+
+    func contains(_ digest: ChunkDigest) -> Bool {
+        precondition(sealed, "MarkSet.contains before seal()")
+        let key = digest.bytes.0
+        var low = 0, high = prefixes.count
+        while low < high {
+            let middle = (low + high) / 2
+            if prefixes[middle] < key { low = middle + 1 } else { high = middle }
+        }
+        return low < prefixes.count && prefixes[low] == key
     }
 }
