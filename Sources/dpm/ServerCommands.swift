@@ -70,6 +70,7 @@ enum ServerCommands {
         ]
     ) { invocation in
         let catalog = try Catalog(dataDirectory: invocation.dataDirectory)
+        try catalog.reapDeadJobs()
         let jobs = try catalog.jobs(limit: try invocation.arguments.integer("limit") ?? 50, state: invocation.arguments.value("state"))
         if invocation.json { try invocation.output.emit(jobs) } else {
             invocation.output.table(["ID", "KIND", "DATASOURCE", "STATE", "PROGRESS", "STARTED", "MESSAGE"], jobs.map(row))

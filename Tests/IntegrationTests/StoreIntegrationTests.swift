@@ -199,5 +199,19 @@ final class JobCancelTests: XCTestCase {
         let next = try deployment.json(["backup", "big.img"])
         XCTAssertGreaterThan(next["chunks_deduplicated"] as? Int ?? 0, 0, "the cancelled backup's chunks were kept: \(next)")
         XCTAssertEqual(try deployment.dpm(["verify"]).status, 0)
+
+        // A backup killed outright cannot record its outcome; `jobs list` notices.
+        try TestData.write(TestData.random(64 << 20, seed: 32), to: deployment.files + "/big.img", at: 0)
+        let killed = Process()
+        killed.executableURL = URL(fileURLWithPath: BuiltProducts.dpm)
+        killed.arguments = ["backup", "big.img", "--full", "--data-dir", deployment.data]
+        killed.environment = ProcessInfo.processInfo.environment.merging(deployment.environment) { $1 }
+            .merging(["DPM_CRASH_AT": "chunk.temp-written:3"]) { $1 }
+        try killed.run()
+        killed.waitUntilExit()
+        XCTAssertEqual(killed.terminationReason, .uncaughtSignal)
+        let jobs = try XCTUnwrap(try deployment.dpm(["jobs", "list", "--json"]).json() as? [[String: Any]])
+        XCTAssertFalse(jobs.contains { $0["state"] as? String == "running" }, "\(jobs)")
+        XCTAssertTrue(jobs.contains { ($0["message"] as? String ?? "").contains("ended without recording an outcome") }, "\(jobs)")
     }
 }

@@ -155,6 +155,29 @@ public final class Catalog {
         try database.query("UPDATE jobs SET message = 'cancel requested' WHERE id = ? AND state = 'running'", [.integer(id)])
     }
 
+    /// Marks failed the jobs recorded as running whose process is gone (killed, or the
+    /// machine restarted), so nothing shows as running forever. Returns how many.
+    @discardableResult
+    public func reapDeadJobs() throws -> Int {
+        var reaped = 0
+        for job in try jobs(limit: 10_000, state: "running") {
+            let message: String
+            if let pid = job.pid, pid > 0 {
+                guard kill(Int32(pid), 0) != 0, errno == ESRCH else { continue }
+                message = "its process (\(pid)) ended without recording an outcome"
+            } else {
+                // Created but never started (its starter died in between).
+                guard Date().timeIntervalSince(job.created) > 60 else { continue }
+                message = "it never started: the process that created it ended"
+            }
+            // Only if still running: the server may have recorded the real reason meanwhile.
+            try database.query("UPDATE jobs SET state = 'failed', finished = ?, message = ? WHERE id = ? AND state = 'running'",
+                               [.text(CatalogTime.string(Date())), .text(message), .integer(job.id)])
+            reaped += 1
+        }
+        return reaped
+    }
+
     static let jobColumns = """
         id, kind, datasource_id, state, created, started, finished, pid, progress_done, progress_total, message, result,
         schedule_key, slot, mode

@@ -78,12 +78,10 @@ public final class DPMServer {
         return 0
     }
 
-    /// Jobs marked running by a server that died are failed, so nothing shows as running forever.
+    /// Jobs marked running by a server (or a command) that died are failed, so nothing shows
+    /// as running forever; scheduled ones run again at their next slot.
     func recoverAbandonedJobs(_ catalog: Catalog) throws {
-        for job in try catalog.jobs(limit: 10_000, state: "running") where job.scheduleKey != nil {
-            if let pid = job.pid, kill(Int32(pid), 0) == 0 { continue }
-            try catalog.finishJob(job.id, state: "failed", message: "the server stopped while this job ran; it runs again at its next slot")
-        }
+        try catalog.reapDeadJobs()
     }
 
     func serverEpoch(_ catalog: Catalog) throws -> Date {
