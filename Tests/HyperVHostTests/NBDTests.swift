@@ -134,15 +134,7 @@ final class FakeNBDServer {
 
     init(path: String, reply: @escaping (UInt64, UInt64, UInt32) -> [UInt8]) throws {
         self.path = path
-        unlink(path)
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (index, byte) in path.utf8.enumerated() { raw[index] = byte } }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, listen(fd, 2) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        fd = try FakeListener.listen(path, backlog: 2)
         let listener = fd
         Thread {
             let client = accept(listener, nil, nil)

@@ -43,13 +43,7 @@ extension NBDClient {
         let deadline = Date().addingTimeInterval(timeout)
         var result: [Status]?
         while true {
-            let chunk = try nextChunk(cookie: cookie, deadline: deadline)
-            if chunk.simpleError != 0 {
-                throw PluginError(.io, "\(what): the server failed block status at \(offset): \(NBDProtocol.errnoName(chunk.simpleError))")
-            }
-            if chunk.type & NBDProtocol.ChunkType.errorBit != 0 {
-                throw try errorChunk(type: chunk.type, length: chunk.length, deadline: deadline, doing: "block status at \(offset)")
-            }
+            let chunk = try nextGoodChunk(cookie: cookie, deadline: deadline, doing: "block status at \(offset)")
             switch chunk.type {
             case NBDProtocol.ChunkType.blockStatus:
                 guard chunk.length >= 4, (chunk.length - 4) % 8 == 0, chunk.length <= 16 << 20 else {

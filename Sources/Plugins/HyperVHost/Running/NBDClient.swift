@@ -160,6 +160,19 @@ final class NBDClient {
 
     /// Reads the next structured chunk header of `cookie`; a simple reply comes back with
     /// type `none` and flag DONE (servers may answer errors that way).
+    /// The next reply chunk for `cookie` that is not an error: a simple reply with an error
+    /// code or an error chunk becomes a PluginError naming `doing` (e.g. "a read at 4096").
+    func nextGoodChunk(cookie: UInt64, deadline: Date, doing: String) throws -> (flags: UInt16, type: UInt16, length: UInt32, simpleError: UInt32) {
+        let chunk = try nextChunk(cookie: cookie, deadline: deadline)
+        if chunk.simpleError != 0 {
+            throw PluginError(.io, "\(what): the server failed \(doing): \(NBDProtocol.errnoName(chunk.simpleError))")
+        }
+        if chunk.type & NBDProtocol.ChunkType.errorBit != 0 {
+            throw try errorChunk(type: chunk.type, length: chunk.length, deadline: deadline, doing: doing)
+        }
+        return chunk
+    }
+
     func nextChunk(cookie: UInt64, deadline: Date) throws -> (flags: UInt16, type: UInt16, length: UInt32, simpleError: UInt32) {
         var magic = NBDReader(try socket.readExactly(4, deadline: deadline))
         switch magic.u32() {
@@ -208,13 +221,7 @@ final class NBDClient {
         let deadline = Date().addingTimeInterval(timeout)
         var covered: [Range<Int>] = []
         while true {
-            let chunk = try nextChunk(cookie: cookie, deadline: deadline)
-            if chunk.simpleError != 0 {
-                throw PluginError(.io, "\(what): the server failed a read at \(offset): \(NBDProtocol.errnoName(chunk.simpleError))")
-            }
-            if chunk.type & NBDProtocol.ChunkType.errorBit != 0 {
-                throw try errorChunk(type: chunk.type, length: chunk.length, deadline: deadline, doing: "a read at \(offset)")
-            }
+            let chunk = try nextGoodChunk(cookie: cookie, deadline: deadline, doing: "a read at \(offset)")
             switch chunk.type {
             case NBDProtocol.ChunkType.offsetData:
                 guard chunk.length >= 8 else { throw PluginError(.corrupt, "\(what): a data chunk of \(chunk.length) bytes") }
