@@ -206,7 +206,7 @@ final class SchedulerTests: XCTestCase {
         XCTAssertLessThanOrEqual((served.max() ?? 0) - (served.min() ?? 0), 2, "turns are shared fairly: \(served)")
     }
 
-    func testTheDaysPlanFor800VMsIsQuick() {
+    func testTheDaysPlanFor800VMsHasEveryJob() {
         var groups: [ProtectionGroup] = []
         for number in 0..<20 {
             var group = ProtectionGroup(name: "g\(number)", members: (0..<40).map { "vm-\(number)-\($0)" })

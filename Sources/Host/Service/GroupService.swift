@@ -97,22 +97,19 @@ public final class GroupService {
         let group = try group(name)
         let catalog = try service.catalog()
         let registry = try service.registry()
+        let sources = try group.members.compactMap { try catalog.dataSource($0) }
+        // Each provider enumerates once; its descriptions give sizes and disk paths.
+        var descriptions: [String: DataSourceDescription] = [:]
+        for provider in Set(sources.map(\.provider)) {
+            for description in (try? registry.workload(provider).enumerate()) ?? [] { descriptions[description.id] = description }
+        }
         var dataBytes: UInt64 = 0
         var names: [String] = []
-        var disks: [(path: String, bytes: UInt64)] = []
         var newPerDay: Double = 0
         var observedDays = 0.0
-        for member in group.members {
-            guard let source = try catalog.dataSource(member) else { continue }
+        for source in sources {
             names.append(source.name)
-            var size: UInt64 = 0
-            if let description = try? registry.workload(source.provider).enumerate().first(where: { $0.id == source.id }) {
-                size = description.size
-                for disk in description.details?["disks"]?.arrayValue ?? [] {
-                    if let path = disk.stringValue, path.hasPrefix("/") { disks.append((path, 0)) }
-                }
-            }
-            dataBytes += size
+            dataBytes += descriptions[source.id]?.size ?? 0
             let points = try catalog.recoveryPoints(datasource: source.id).filter { now.timeIntervalSince($0.time) <= 7 * 86_400 }.dropFirst()
             if let first = points.first, let last = points.last, last.time > first.time {
                 newPerDay += Double(points.reduce(UInt64(0)) { $0 + $1.bytesNew }) / max(1, last.time.timeIntervalSince(first.time) / 86_400)
@@ -125,9 +122,8 @@ public final class GroupService {
         // Scratch space: initial disk size × churn rate × concurrent backups, per volume.
         let policy = try SchedulerPolicy(settings: service.settings)
         var byVolume: [UInt64: Plan.Volume] = [:]
-        for member in group.members {
-            guard let source = try catalog.dataSource(member),
-                  let description = try? registry.workload(source.provider).enumerate().first(where: { $0.id == source.id }) else { continue }
+        for source in sources {
+            guard let description = descriptions[source.id] else { continue }
             let paths = (description.details?["disks"]?.arrayValue ?? []).compactMap(\.stringValue).filter { $0.hasPrefix("/") }
             for path in paths {
                 var status = stat()
