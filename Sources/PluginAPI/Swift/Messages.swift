@@ -231,6 +231,12 @@ public struct CommandRequest: Codable, Sendable {
 
 // MARK: Tier messages
 
+/// The request of `store_begin`: one archive of one recovery point for a long-term tier.
+///
+/// The archive's bytes (written with `store_write`) are a POSIX pax archive the host
+/// produces (see the host's `TierArchiveFormat`); a tier keeps them as they are and
+/// `read` returns exactly those bytes. Fields after `size` are optional hints of policy;
+/// a tier ignores those it has no use for.
 public struct ArchiveRequest: Codable, Sendable {
     public var name: String
     public var datasource: String
@@ -238,6 +244,29 @@ public struct ArchiveRequest: Codable, Sendable {
     public var time: Date
     public var retentionDays: Int
     public var size: UInt64?
+    /// When the copy may be expired (time of the copy + retention).
+    public var expires: Date?
+    /// The data source's display name and its protection group.
+    public var datasourceName: String?
+    public var group: String?
+    /// Tape: the media pool (DPM: one per protection group), the library and drives to
+    /// use (nil: the first library, any drive), and whether data sources of several groups
+    /// may share a tape (co-location).
+    public var pool: String?
+    public var library: String?
+    public var drives: [Int]?
+    public var colocate: Bool?
+    /// How the copies recur ("daily", "weekly", …): a standalone drive appends daily
+    /// copies to the same tape until it is full.
+    public var frequency: String?
+    /// The host's encryption descriptor for this archive, nil when it is not encrypted:
+    /// {"key_fingerprint":"hex","wrapped_key":{…}}. Opaque to the tier, which keeps it (a
+    /// tape in its label), never mixes archives of different fingerprints (or encrypted
+    /// with unencrypted) on one medium, and returns it with the archive.
+    public var encryption: JSONValue?
+    /// The host's description of the point (kind, consistency, provider, sizes); opaque to
+    /// the tier, kept in its catalog and returned by `list` and `recatalog`.
+    public var summary: JSONValue?
 
     public init(name: String, datasource: String, rp: String, time: Date, retentionDays: Int, size: UInt64? = nil) {
         self.name = name; self.datasource = datasource; self.rp = rp; self.time = time
@@ -245,6 +274,7 @@ public struct ArchiveRequest: Codable, Sendable {
     }
 }
 
+/// One archive as a tier describes it (`store_finish`, `list`, `read_begin`).
 public struct ArchiveDescription: Codable, Sendable, Equatable {
     public var name: String
     public var datasource: String
@@ -252,7 +282,15 @@ public struct ArchiveDescription: Codable, Sendable, Equatable {
     public var time: Date
     public var expires: Date
     public var bytes: UInt64
+    /// Where it is, for people: "A00001L8 file 5 + A00002L8 file 1", an object key.
     public var location: String
+    /// Where it is, for programs: one entry per medium it occupies, in order
+    /// ({"medium":"A00001L8","file":5,"bytes":N,"sequence":1} for tape).
+    public var volumes: [JSONValue]?
+    /// What the request carried, handed back.
+    public var datasourceName: String?
+    public var encryption: JSONValue?
+    public var summary: JSONValue?
 
     public init(name: String, datasource: String, rp: String, time: Date, expires: Date, bytes: UInt64, location: String) {
         self.name = name; self.datasource = datasource; self.rp = rp; self.time = time

@@ -337,17 +337,30 @@ typedef struct dpm_tier_ops {
     uint32_t size;        /* set by the host: bytes allocated; plugin sets bytes filled */
     uint32_t abi_version; /* plugin sets DPM_ABI_VERSION */
 
-    /* Begins storing one archive, a self-describing byte stream the host produces.
+    /* Begins storing one archive, a self-describing byte stream the host produces: a
+     * POSIX pax archive of one recovery point (its manifest, its index and every chunk it
+     * needs), so a tier may parse its 512-byte headers, e.g. to span tapes the way GNU
+     * tar -M does. read() later returns exactly the bytes store_write received.
      * request_json: {"name":"…unique…","datasource":"…","rp":"…","time":"…",
-     *                "retention_days":N,"size":N or absent}
-     * Stores an opaque handle in *writer. */
+     *                "retention_days":N,"size":N or absent,
+     *                optional policy hints a tier may ignore:
+     *                "expires":"…","datasource_name":"…","group":"…","pool":"…",
+     *                "library":"…","drives":[N,…],"colocate":bool,"frequency":"weekly",
+     *                "encryption":{"key_fingerprint":"hex",…} or absent (keep it with
+     *                the archive; never mix archives of different fingerprints, or
+     *                encrypted with unencrypted ones, on one medium),
+     *                "summary":{…host's description, kept and handed back…}}
+     * Stores an opaque handle in *writer. A tier that must wait for a medium waits a
+     * bounded time, then fails with DPM_ERR_NO_SPACE naming the pool and the fix. */
     dpm_status (*store_begin)(void *provider, dpm_call *call, const char *request_json,
                               void **writer, char *err, size_t err_size);
     dpm_status (*store_write)(void *provider, void *writer, const void *data, size_t len,
                               char *err, size_t err_size);
     /* commit = 1 makes the archive durable and listed; 0 discards it. Appends
-     * {"name":"…","location":"…tape barcode or object key…","bytes":N}. The handle is
-     * invalid afterwards, whatever the status. */
+     * {"name":"…","location":"…tape barcode or object key…","bytes":N,
+     *  "volumes":[{"medium":"…","file":N,"bytes":N,"sequence":N},…] (optional),
+     *  plus "datasource_name", "encryption" and "summary" as the request gave them}.
+     * The handle is invalid afterwards, whatever the status. */
     dpm_status (*store_finish)(void *provider, void *writer, dpm_call *call, int32_t commit,
                                dpm_buffer *out_json, char *err, size_t err_size);
 
