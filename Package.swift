@@ -41,7 +41,10 @@ let package = Package(
         .systemLibrary(name: "CCrypto", path: "Sources/System/CCrypto"),
         .systemLibrary(name: "CLinux", path: "Sources/System/CLinux"),
 
-        .target(name: "Host", dependencies: ["PluginAPI", "CSQLite", "CZstd", "CCrypto", "CLinux"]),
+        // POSIX pax archives (what GNU tar reads): long-term copies and tape files.
+        .target(name: "PaxArchive", path: "Sources/PaxArchive"),
+
+        .target(name: "Host", dependencies: ["PluginAPI", "PaxArchive", "CSQLite", "CZstd", "CCrypto", "CLinux"]),
 
         plugin("HyperVHost", extraDependencies: ["CLinux"]),
         plugin("GuestApp"),

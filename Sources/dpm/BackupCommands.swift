@@ -8,6 +8,8 @@ struct RecoveryPointList: Encodable {
     var datasource: String
     var name: String
     var recoveryPoints: [RecoveryPointRecord]
+    /// Long-term copies on tiers (tape, online), which may outlive their disk points.
+    var longTermCopies: [TierCopyRecord]
 }
 
 enum BackupCommands {
@@ -71,19 +73,27 @@ enum BackupCommands {
     ) { invocation in
         let service = try ProtectionService(dataDirectory: invocation.dataDirectory)
         let (source, points) = try service.recoveryPoints(invocation.positionals[0])
+        let copies = try service.catalog().tierCopies(datasource: source.id)
         if invocation.json {
-            try invocation.output.emit(RecoveryPointList(datasource: source.id, name: source.name, recoveryPoints: points))
+            try invocation.output.emit(RecoveryPointList(datasource: source.id, name: source.name, recoveryPoints: points, longTermCopies: copies))
             return 0
         }
         if invocation.arguments.has("calendar") {
-            invocation.output.line(RecoveryPointCalendar.render(points.map(\.time)))
+            invocation.output.line(RecoveryPointCalendar.render(points.map(\.time) + copies.map(\.time)))
             return 0
         }
-        let formatter = ISO8601DateFormatter()
         invocation.output.table(["ID", "TIME", "KIND", "CONSISTENCY", "PAUSE", "READ", "NEW", "STATUS"], points.map {
-            [$0.id, formatter.string(from: $0.time), $0.kind.rawValue, $0.consistency.rawValue, "\($0.pauseMs) ms",
+            [$0.id, ISOTime.string($0.time), $0.kind.rawValue, $0.consistency.rawValue, "\($0.pauseMs) ms",
              ByteFormat.string($0.bytesRead), ByteFormat.string($0.bytesNew), $0.status]
         })
+        if !copies.isEmpty {
+            invocation.output.line()
+            invocation.output.line("Long-term copies (recover with --rp ID --from TIER):")
+            invocation.output.table(["ID", "TIME", "TIER", "LOCATION", "SIZE", "EXPIRES", "STATUS"], copies.map {
+                [$0.rpId, ISOTime.string($0.time), $0.tier, $0.location, ByteFormat.string($0.bytes), ISOTime.string($0.expires),
+                 $0.status + ($0.keyFingerprint != nil ? ", encrypted" : "")]
+            })
+        }
         return 0
     }
 

@@ -54,7 +54,8 @@ enum GroupCommands {
         case .offline(let folder): out.line("  replica creation: offline import from \(folder)")
         }
         out.line("  online: " + (group.online ? "on, \(group.onlineRetentionDays) days, daily at \(ClockTime.string(group.onlineTime))" : "off"))
-        out.line("  tape: " + (group.tape ? "on, \(group.tapeRetention), \(group.tapeFrequency.rawValue) at \(ClockTime.string(group.tapeTime))" : "off")
+        out.line("  tape: " + (group.tape ? "on, \(group.tapeRetention), \(group.tapeFrequency.rawValue) at \(ClockTime.string(group.tapeTime)), "
+                 + "pool \(group.tapePool ?? group.name), library \(group.tapeLibrary ?? "(first)"), drives \(group.tapeDrives.map { $0.map(String.init).joined(separator: ",") } ?? "any")" : "off")
                  + "; compression \(group.compression ? "on" : "off"), encryption \(group.encryption ? "on" : "off")")
         if let allocation = group.storeAllocationBytes { out.line("  store allocation: \(ByteFormat.string(allocation))") }
     }

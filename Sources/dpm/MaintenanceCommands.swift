@@ -39,6 +39,7 @@ enum MaintenanceCommands {
             let verb = invocation.arguments.has("dry-run") ? "would remove" : "removed"
             for removal in result.removed { invocation.output.line("\(verb) \(removal.datasource) \(removal.rp)") }
             for skipped in result.skipped { invocation.output.line("skipped \(skipped)") }
+            for copy in result.expiredCopies { invocation.output.line("\(invocation.arguments.has("dry-run") ? "would expire" : "expired") long-term copy \(copy)") }
             invocation.output.line("\(verb) \(result.removed.count) recovery points, kept \(result.kept)")
         }
         return 0

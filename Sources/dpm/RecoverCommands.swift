@@ -18,9 +18,11 @@ enum RecoverCommands {
                                 files and folders from inside the VM (see `dpm browse`); a volume
                                 (/disk0/part1) or a disk (/disk0) is copied as a raw image
         --format is vhdx, vhd or raw (default: the disk's own format; qcow2 disks become vhdx).
+        A point kept only on tape or online (see `dpm rp list`) is staged into the disk store first and
+        then recovered like any other; --from tape|online reads the long-term copy even when the disk
+        point still exists.
         """,
-        options: [
-            OptionSpec(name: "rp", value: "ID|latest", help: "the recovery point (default: latest)"),
+        options: RecoverySource.options + [
             OptionSpec(name: "original", value: nil, help: "replace the VM's disks in place"),
             OptionSpec(name: "alternate", value: "DIR", help: "write a full copy of the VM under DIR"),
             OptionSpec(name: "copy-disks", value: "DIR", help: "write the virtual disks only, into DIR"),
@@ -36,20 +38,21 @@ enum RecoverCommands {
     ) { invocation in
         let service = try ProtectionService(dataDirectory: invocation.dataDirectory)
         let source = try service.knownDataSource(invocation.positionals[0])
-        let point = try service.recoveryPoint(source, invocation.arguments.value("rp") ?? "latest")
         let arguments = invocation.arguments
         let targets = ["original", "alternate", "copy-disks", "raw", "to-folder"].filter { arguments.has($0) }
         guard targets.count == 1 else {
             throw HostError(.usage, "choose exactly one target: --original, --alternate DIR, --copy-disks DIR, --raw DIR or --to-folder DIR (see `dpm recover --help`)")
         }
         guard targets[0] == "to-folder" || arguments.all("item").isEmpty else { throw HostError(.usage, "--item goes with --to-folder DIR") }
+        let (point, staging) = try RecoverySource.resolve(invocation, service: service, source: source)
         let bar = ProgressBar("recover \(source.name)", output: invocation.output)
         let recovery = RecoveryOptions(throttle: try arguments.value("throttle").map { try Throttle($0) }, notify: arguments.value("notify"))
         if targets[0] == "to-folder" {
             guard !arguments.all("item").isEmpty else { throw HostError(.usage, "--to-folder needs at least one --item PATH (see `dpm browse`)") }
             let folder = arguments.value("to-folder")!
             let directory = folder.hasPrefix("/") ? folder : FileManager.default.currentDirectoryPath + "/" + folder
-            let reply = try service.extract(point, items: arguments.all("item"), directory: directory, options: recovery, onProgress: bar.callback)
+            let reply = try RecoverySource.annotate(try service.extract(point, items: arguments.all("item"), directory: directory, options: recovery,
+                                                                         onProgress: bar.callback), staging)
             bar.finish()
             if invocation.json { try invocation.output.emit(reply) } else {
                 invocation.output.line("recovered \(Int(reply["files"]?.numberValue ?? 0)) files and \(Int(reply["directories"]?.numberValue ?? 0)) folders "
@@ -69,7 +72,7 @@ enum RecoverCommands {
             let directory = arguments.value(targets[0]).map { $0.hasPrefix("/") || $0.hasPrefix("//") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
             let options: JSONValue? = arguments.value("host").map { .object(["host": .string($0)]) }
             let request = RestoreRequest(datasource: source.id, target: target, directory: directory, format: arguments.value("format"), options: options)
-            let reply = try service.restore(point, request: request, options: recovery, onProgress: bar.callback)
+            let reply = try RecoverySource.annotate(try service.restore(point, request: request, options: recovery, onProgress: bar.callback), staging)
             bar.finish()
             if invocation.json { try invocation.output.emit(reply) } else {
                 for file in reply["written"]?.arrayValue ?? [] {
@@ -82,7 +85,7 @@ enum RecoverCommands {
         let directory = arguments.value("raw")!
         let report = try service.restoreRaw(point, directory: directory, options: recovery, onProgress: bar.callback)
         bar.finish()
-        if invocation.json { try invocation.output.emit(report) } else {
+        if invocation.json { try invocation.output.emit(RecoverySource.annotate(try JSONCoding.toJSON(report), staging)) } else {
             for file in report.files { invocation.output.line("wrote \(file)") }
             invocation.output.line("recovered \(source.name) from \(point.id): \(ByteFormat.string(report.bytes)), \(report.chunksRead) chunks read")
         }

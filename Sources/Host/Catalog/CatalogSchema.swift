@@ -75,6 +75,27 @@ enum CatalogSchema {
         ALTER TABLE datasources ADD COLUMN consistent INTEGER NOT NULL DEFAULT 1;
         ALTER TABLE datasources ADD COLUMN host TEXT;
         """,
+        // 3: long-term copies of recovery points on tiers (tape, online).
+        """
+        CREATE TABLE tier_copies(
+            tier TEXT NOT NULL,
+            name TEXT NOT NULL,
+            datasource_id TEXT NOT NULL,
+            rp_id TEXT NOT NULL,
+            time TEXT NOT NULL,
+            created TEXT NOT NULL,
+            expires TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            location TEXT NOT NULL,
+            volumes TEXT,
+            point TEXT NOT NULL,
+            key_fingerprint TEXT,
+            status TEXT NOT NULL DEFAULT 'ok',
+            damage TEXT,
+            PRIMARY KEY(tier, name)
+        );
+        CREATE INDEX tier_copies_by_datasource ON tier_copies(datasource_id, time);
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

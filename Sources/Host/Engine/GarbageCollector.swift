@@ -14,6 +14,10 @@ import Glibc
 ///    than the grace period.
 /// Only one gc runs at a time (`locks/gc.lock`).
 ///
+/// Staged long-term copies (`store/staging/DS/NAME.dpmidx`, written by a recovery from a
+/// tier while it holds the store lock shared) are roots too while younger than the grace
+/// period; older ones are removed, and a later recovery stages the copy again.
+///
 /// The mark set holds only the first 8 bytes of each digest (a sorted array), so it costs
 /// 8 bytes a chunk: about 160 MB for the 20 million chunks of 80 TB. Two digests sharing a
 /// prefix can only make gc keep an unreferenced chunk a little longer, never remove a
@@ -26,6 +30,7 @@ public final class GarbageCollector {
         public var chunksKeptByGrace = 0
         public var orphanIndexesRemoved = 0
         public var temporaryFilesRemoved = 0
+        public var stagedIndexesRemoved = 0
     }
 
     let dataDirectory: DataDirectory
@@ -50,6 +55,7 @@ public final class GarbageCollector {
         var marked = MarkSet()
         var seen = Set<String>()
         try mark(into: &marked, seen: &seen)
+        markStaged(into: &marked, seen: &seen, cutoff: cutoff)
 
         guard let storeLock = try FileLock.acquire(dataDirectory.locksDirectory + "/store.lock", .exclusive, wait: true) else {
             throw HostError(.busy, "the store is locked")
@@ -57,6 +63,7 @@ public final class GarbageCollector {
         defer { withExtendedLifetime(storeLock) {} }
         onLocked?()
         try mark(into: &marked, seen: &seen)
+        markStaged(into: &marked, seen: &seen, cutoff: cutoff)
 
         var result = Result()
         marked.seal()
@@ -65,6 +72,9 @@ public final class GarbageCollector {
         // Index files (and their temporary files) that no catalog row names are crash leftovers.
         for path in files(under: store.pointsDirectory) where !referencedIndexes.contains(path) && modified(path) < cutoff {
             if unlink(path) == 0 { result.orphanIndexesRemoved += 1 }
+        }
+        for path in files(under: store.directory + "/staging") where !seen.contains(path) {
+            if unlink(path) == 0 { result.stagedIndexesRemoved += 1 }
         }
         for path in files(under: store.temporaryDirectory) where modified(path) < cutoff {
             if unlink(path) == 0 { result.temporaryFilesRemoved += 1 }
@@ -98,6 +108,16 @@ public final class GarbageCollector {
             }
             for stream in index.streams { for entry in stream.entries where entry.flag == .data { marked.insert(entry.digest) } }
             seen.insert(point.id)
+        }
+    }
+
+    /// Adds the digests of staged long-term copies younger than `cutoff`; older or damaged
+    /// ones stay unmarked (and unseen), so the sweep removes them.
+    private func markStaged(into marked: inout MarkSet, seen: inout Set<String>, cutoff: Date) {
+        for path in files(under: store.directory + "/staging") where !seen.contains(path) && path.hasSuffix(".dpmidx") {
+            guard modified(path) >= cutoff, let index = try? RecoveryPointIndex.load(path) else { continue }
+            for stream in index.streams { for entry in stream.entries where entry.flag == .data { marked.insert(entry.digest) } }
+            seen.insert(path)
         }
     }
 

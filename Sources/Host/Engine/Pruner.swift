@@ -17,6 +17,8 @@ public final class Pruner {
         public var removed: [Removal] = []
         public var kept = 0
         public var skipped: [String] = []
+        /// Long-term copies whose own retention ended ("TIER NAME"), expired by their tiers.
+        public var expiredCopies: [String] = []
     }
 
     let dataDirectory: DataDirectory

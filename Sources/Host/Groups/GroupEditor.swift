@@ -28,6 +28,9 @@ public struct GroupEditor {
         ("tape-retention", "N{y|m|w}", "tape retention: 1-99 years, 1-11 months or 1-4 weeks"),
         ("tape-frequency", "FREQ", "daily, weekly, biweekly, monthly, quarterly, half-yearly or yearly"),
         ("tape-time", "HH:MM", "time of tape copies on their days"),
+        ("tape-pool", "POOL", "the media pool of the group's tapes (default: the group's name)"),
+        ("tape-library", "NAME", "the tape library to use (default: the first)"),
+        ("tape-drives", "N,…", "the library's drives to use (default: any)"),
         ("compression", "on|off", "compress tape and online copies"),
         ("encryption", "on|off", "encrypt tape and online copies"),
         ("store-allocation", "SIZE", "disk space allocated on the store (plan review), e.g. 500G"),
@@ -50,7 +53,7 @@ public struct GroupEditor {
         HostError(.usage, "rule \(name): \(message)")
     }
 
-    static func flag(_ value: String, _ option: String) throws -> Bool {
+    public static func flag(_ value: String, _ option: String) throws -> Bool {
         switch value.lowercased() {
         case "on", "yes", "true", "1": return true
         case "off", "no", "false", "0": return false
@@ -63,7 +66,7 @@ public struct GroupEditor {
         return Array(Set(try parts.map { try ClockTime.parse($0, what: "--\(option)") })).sorted()
     }
 
-    static func days(_ value: String, _ option: String) throws -> Int {
+    public static func days(_ value: String, _ option: String) throws -> Int {
         let text = value.lowercased().hasSuffix("d") ? String(value.dropLast()) : value
         guard let days = Int(text), days > 0 else { throw HostError(.usage, "--\(option) takes a number of days, like 14 or 14d, not '\(value)'") }
         return days
@@ -123,6 +126,14 @@ public struct GroupEditor {
                 }
                 group.tapeFrequency = frequency
             case "tape-time": group.tapeTime = try ClockTime.parse(value, what: "--tape-time")
+            case "tape-pool": group.tapePool = value.isEmpty ? nil : value
+            case "tape-library": group.tapeLibrary = value.isEmpty ? nil : value
+            case "tape-drives":
+                let drives = value.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard drives.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+                    throw HostError(.usage, "--tape-drives takes drive numbers separated by commas, like 0,1, not '\(value)'")
+                }
+                group.tapeDrives = drives.isEmpty ? nil : drives.compactMap { $0 }
             case "compression": group.compression = try Self.flag(value, key)
             case "encryption": group.encryption = try Self.flag(value, key)
             case "store-allocation": group.storeAllocationBytes = try Self.size(value)

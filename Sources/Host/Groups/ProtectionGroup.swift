@@ -45,6 +45,11 @@ public struct ProtectionGroup: Codable, Sendable, Equatable {
     public var tapeFrequency = TapeFrequency.weekly
     /// Minutes after midnight of tape copies on their due days.
     public var tapeTime = 23 * 60
+    /// The media pool of the group's tapes (nil: the group's name), the library (nil: the
+    /// first) and its drives (nil: any).
+    public var tapePool: String?
+    public var tapeLibrary: String?
+    public var tapeDrives: [Int]?
     public var compression = true
     public var encryption = false
     /// The disk space the administrator allocated on the store, if edited in the plan review.

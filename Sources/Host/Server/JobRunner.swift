@@ -67,9 +67,10 @@ public final class JobRunner {
             if kind == .consistencyCheck { try catalog.setConsistent(datasource, true) }
             return ("recovery point \(report.recoveryPoint.id) (\(kind.rawValue))", encode(report))
         case .tapeCopy, .onlineCopy:
-            let provider = kind == .tapeCopy ? "tape-library" : "online-tier"
-            _ = try service.registry().tier(provider)
-            throw HostError(.planned, "copies to \(provider) are not built yet")
+            guard let datasource = job.datasourceId else { throw HostError(.invalid, "job \(job.id) names no data source") }
+            let options = ProtectionService.TierCopyOptions(tier: kind == .tapeCopy ? "tape-library" : "online-tier")
+            let report = try service.copyToTier(datasource, options: options, job: job.id)
+            return ("\(report.copy.rpId) copied to \(report.copy.tier) at \(report.copy.location)", encode(report))
         case .prune:
             let result = try service.prune(dryRun: false)
             return ("removed \(result.removed.count) recovery points", encode(result))

@@ -172,8 +172,20 @@ public final class ProtectionService {
         return try verifier.verify(points: points)
     }
 
+    /// Applies the disk retention, then lets each tier expire the long-term copies whose own
+    /// retention has ended (a tier that cannot answer is reported, not fatal).
     public func prune(dryRun: Bool) throws -> Pruner.Result {
-        try Pruner(dataDirectory: dataDirectory, store: try store(), catalog: try catalog()).prune(dryRun: dryRun)
+        var result = try Pruner(dataDirectory: dataDirectory, store: try store(), catalog: try catalog()).prune(dryRun: dryRun)
+        if dryRun {
+            result.expiredCopies = try catalog().tierCopies().filter { $0.expires <= Date() }.map { "\($0.tier) \($0.name)" }
+        } else {
+            do {
+                result.expiredCopies = try expireTierCopies().map { "\($0.tier) \($0.name)" }
+            } catch {
+                result.skipped.append("long-term copies: \(error)")
+            }
+        }
+        return result
     }
 
     public func collectGarbage(grace: TimeInterval?) throws -> GarbageCollector.Result {

@@ -75,6 +75,17 @@ public final class Crypto {
         return bytes
     }
 
+    /// PBKDF2-HMAC-SHA-256 of a passphrase: the key that wraps a tier's data key.
+    public static func pbkdf2(passphrase: [UInt8], salt: [UInt8], iterations: Int, length: Int = 32) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: length)
+        let ok = passphrase.withUnsafeBufferPointer { pass in
+            PKCS5_PBKDF2_HMAC(pass.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }, Int32(pass.count),
+                              salt, Int32(salt.count), Int32(iterations), EVP_sha256(), Int32(length), &out)
+        }
+        guard ok == 1 else { throw HostError(.internalError, "OpenSSL could not derive a key with PBKDF2") }
+        return out
+    }
+
     public var encrypts: Bool { encryptionKey != nil }
 
     /// Seals `plain` into `out` (same length) with AES-256-GCM; returns the 16-byte tag.

@@ -44,6 +44,13 @@ public struct StoreKeys: Sendable {
         check = Array("dpm key check".utf8).withUnsafeBytes { Crypto.hmac(key: master, $0).hex }
     }
 
+    /// Keys used as given (the tier key wrapping uses a derived key directly).
+    init(encryption: [UInt8], mac: [UInt8]) {
+        self.encryption = encryption
+        self.mac = mac
+        check = ""
+    }
+
     /// Reads a key file.
     public static func load(_ path: String) throws -> StoreKeys {
         let text = String(decoding: try FileSystem.readFile(path), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -31,6 +31,14 @@ public final class ZstdCodec {
         return ZSTD_isError(result) != 0 ? nil : result
     }
 
+    /// The decompressed size a zstd frame declares, or nil when it is not a frame that
+    /// declares one (dpm writes frames that always do).
+    public static func frameContentSize(_ frame: UnsafeRawBufferPointer) -> UInt64? {
+        let size = ZSTD_getFrameContentSize(frame.baseAddress, frame.count)
+        // ZSTD_CONTENTSIZE_UNKNOWN and ZSTD_CONTENTSIZE_ERROR are the two largest values.
+        return size >= UInt64.max - 1 ? nil : size
+    }
+
     /// Decompresses exactly `destination.count` bytes; throws on damage.
     public func decompress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer, what: String) throws {
         let result = ZSTD_decompressDCtx(decompressContext, destination.baseAddress, destination.count, source.baseAddress, source.count)

@@ -90,6 +90,16 @@ public enum JSONCoding {
         return try decoder.decode(type, from: data)
     }
 
+    /// A Codable value as a JSON tree (with this convention's keys and dates).
+    public static func toJSON<T: Encodable>(_ value: T) throws -> JSONValue {
+        try decode(JSONValue.self, from: encode(value))
+    }
+
+    /// A JSON tree as a Codable value.
+    public static func fromJSON<T: Decodable>(_ type: T.Type, _ value: JSONValue) throws -> T {
+        try decode(type, from: encode(value))
+    }
+
     /// Decodes a request that came across the ABI, turning a decoding failure into an
     /// `invalid` error that names the message.
     public static func decodeRequest<T: Decodable>(_ type: T.Type, _ text: String, what: String) throws -> T {
