@@ -59,6 +59,7 @@ let package = Package(
 
         // Paths, tools and subprocess helpers shared by every test target.
         .target(name: "TestSupport", path: "Tests/Support"),
+        .testTarget(name: "PaxArchiveTests", dependencies: ["PaxArchive", "TestSupport"]),
         .testTarget(name: "HostTests", dependencies: ["Host", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HyperVHostTests", dependencies: ["HyperVHost", "TestSupport"], exclude: ["Fixtures"]),
         // Drives the built `dpm` binary and plugin libraries against real tools.
