@@ -87,6 +87,27 @@ final class PluginLoaderTests: XCTestCase {
                       duplicate.reason)
     }
 
+    /// A plugin built against the ABI 1.0 header (kept as a fixture) still loads and works
+    /// under this host: tables only grow at their end, and the host reads no field beyond
+    /// the size the plugin filled.
+    func testPluginBuiltAgainstTheABI10HeaderStillLoads() throws {
+        let path = directory + "/libold.so"
+        try TestSupport.compilePlugin(source: exampleSource(), output: path,
+                                      include: TestSupport.repositoryRoot + "/Tests/HostTests/Fixtures/abi-1.0")
+        guard case .success(let providers) = PluginLoader.loadFile(path) else { return XCTFail("the 1.0 plugin was refused") }
+        XCTAssertEqual(providers.map(\.info.id), ["example-files"])
+        XCTAssertEqual(providers.first?.info.abiVersion, "1.0")
+        let files = directory + "/files"
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        try Data(repeating: 3, count: 8192).write(to: URL(fileURLWithPath: files + "/old.img"))
+        let data = DataDirectory(path: directory + "/data")
+        try data.create()
+        var settings = try Settings(dataDirectory: data)
+        try settings.set("example-files.directory", files)
+        let registry = try ProviderRegistry(dataDirectory: data, settings: settings, directories: [directory])
+        XCTAssertEqual(try registry.workload("example-files").enumerate().map(\.id), ["old.img"])
+    }
+
     func testCPluginRoundTripThroughTheHost() throws {
         try TestSupport.compilePlugin(source: exampleSource(), output: directory + "/libexample.so")
         let files = directory + "/files"

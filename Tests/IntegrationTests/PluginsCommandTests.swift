@@ -25,7 +25,7 @@ final class PluginsCommandTests: XCTestCase {
             for key in ["kind", "version", "abi_version", "capabilities", "path", "status"] {
                 XCTAssertNotNil(provider[key], "\(provider["id"] ?? "?") lacks \(key)")
             }
-            XCTAssertEqual(provider["abi_version"] as? String, "1.0")
+            XCTAssertEqual(provider["abi_version"] as? String, "1.1")
             XCTAssertTrue(FileManager.default.fileExists(atPath: provider["path"] as? String ?? ""))
         }
         let online = try XCTUnwrap(list.first { $0["id"] as? String == "online-tier" })

@@ -55,9 +55,9 @@ public enum TestSupport {
     }
 
     /// Compiles a C plugin against the ABI header alone, as a plugin author would.
-    public static func compilePlugin(source: String, output: String, defines: [String] = []) throws {
+    public static func compilePlugin(source: String, output: String, defines: [String] = [], include: String? = nil) throws {
         try require("cc")
-        let result = try run(["cc", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Werror", "-I", abiInclude]
+        let result = try run(["cc", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Werror", "-I", include ?? abiInclude]
                              + defines.map { "-D\($0)" } + [source, "-o", output])
         guard result.status == 0 else {
             XCTFail("cc failed on \(source): \(result.output)")

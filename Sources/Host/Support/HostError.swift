@@ -19,6 +19,8 @@ public struct HostError: Error, CustomStringConvertible, Sendable {
         case transient
         case abiMismatch = "abi-mismatch"
         case internalError = "internal"
+        /// An object is locked by its retention; deleting it must wait.
+        case locked
     }
 
     public var code: Code
@@ -52,6 +54,7 @@ public struct HostError: Error, CustomStringConvertible, Sendable {
         case .io: return .io
         case .planned: return .planned
         case .noSpace: return .noSpace
+        case .locked: return .locked
         case .internalError, .none: return .internalError
         }
     }

@@ -93,6 +93,7 @@ final class TierArchiveWriter {
             try writer.end()
             done += UInt64(length)
             onProgress?(done, plainBytes)
+            CrashPoint.hit("tier.chunk-archived")
         }
 
         var archived = index

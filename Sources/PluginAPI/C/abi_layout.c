@@ -17,3 +17,5 @@ _Static_assert(offsetof(dpm_provider_info, capabilities) == 32, "dpm_provider_in
 _Static_assert(DPM_PROVIDER_INFO_MIN_SIZE == 64, "dpm_provider_info 1.0 size");
 _Static_assert(DPM_WORKLOAD_OPS_MIN_SIZE == 88, "dpm_workload_ops 1.0 size");
 _Static_assert(DPM_TIER_OPS_MIN_SIZE == 80, "dpm_tier_ops 1.0 size");
+_Static_assert(offsetof(dpm_tier_ops, object_put) == DPM_TIER_OPS_MIN_SIZE, "dpm_tier_ops 1.1 grows at the end");
+_Static_assert(sizeof(dpm_tier_ops) == DPM_TIER_OPS_MIN_SIZE + 5 * sizeof(void *), "dpm_tier_ops 1.1 size");

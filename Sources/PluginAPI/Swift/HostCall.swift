@@ -123,6 +123,13 @@ enum HostBuffer {
         guard status == DPM_OK else { throw PluginError(.internalError, "the host could not grow a buffer") }
     }
 
+    static func append(_ buffer: OpaquePointer?, _ bytes: UnsafeRawBufferPointer) throws {
+        guard let append = PluginRuntime.host?.pointee.buffer_append else {
+            throw PluginError(.abiMismatch, "the host offers no buffer_append")
+        }
+        guard append(buffer, bytes.baseAddress, bytes.count) == DPM_OK else { throw PluginError(.internalError, "the host could not grow a buffer") }
+    }
+
     static func appendJSON<T: Encodable>(_ buffer: OpaquePointer?, _ value: T) throws {
         try append(buffer, [UInt8](try JSONCoding.encode(value)))
     }

@@ -322,3 +322,65 @@ public struct ReadArchiveRequest: Codable, Sendable {
     public var name: String
     public init(name: String) { self.name = name }
 }
+
+// MARK: Object messages (ABI 1.1)
+
+/// How an object is locked (S3 Object Lock): GOVERNANCE can be lifted by privileged
+/// credentials, COMPLIANCE by no one before `retainUntil`.
+public struct ObjectLock: Codable, Sendable, Equatable {
+    public enum Mode: String, Codable, Sendable { case governance, compliance }
+    public var retainUntil: Date
+    public var lockMode: Mode
+
+    public init(retainUntil: Date, lockMode: Mode) {
+        self.retainUntil = retainUntil
+        self.lockMode = lockMode
+    }
+}
+
+/// The reply of `object_put`.
+public struct ObjectPutReply: Codable, Sendable, Equatable {
+    public var key: String
+    public var versionId: String?
+    public var etag: String?
+    public var bytes: UInt64
+
+    public init(key: String, versionId: String?, etag: String?, bytes: UInt64) {
+        self.key = key; self.versionId = versionId; self.etag = etag; self.bytes = bytes
+    }
+}
+
+public struct ObjectListRequest: Codable, Sendable {
+    public var prefix: String
+    public var versions: Bool?
+    public var continuation: String?
+
+    public init(prefix: String, versions: Bool = false, continuation: String? = nil) {
+        self.prefix = prefix; self.versions = versions; self.continuation = continuation
+    }
+}
+
+public struct ObjectEntry: Codable, Sendable, Equatable {
+    public var key: String
+    public var bytes: UInt64
+    public var versionId: String?
+    public var latest: Bool?
+    public var deleteMarker: Bool?
+    public var modified: Date?
+
+    public init(key: String, bytes: UInt64, versionId: String? = nil, latest: Bool? = nil, deleteMarker: Bool? = nil, modified: Date? = nil) {
+        self.key = key; self.bytes = bytes; self.versionId = versionId; self.latest = latest
+        self.deleteMarker = deleteMarker; self.modified = modified
+    }
+}
+
+public struct ObjectListReply: Codable, Sendable {
+    public var objects: [ObjectEntry]
+    /// Where the next page starts; nil when the listing is complete.
+    public var continuation: String?
+
+    public init(objects: [ObjectEntry], continuation: String?) {
+        self.objects = objects
+        self.continuation = continuation
+    }
+}

@@ -9,6 +9,8 @@ public struct PluginError: Error, CustomStringConvertible, Sendable {
     public enum Code: Int32, Sendable, CaseIterable {
         case transient = 1, notFound, unsupported, corrupt, cancelled, abiMismatch, invalid, io,
              planned, noSpace, internalError
+        /// ABI 1.1: an object is locked (retention) and cannot be deleted yet.
+        case locked
     }
 
     public var code: Code

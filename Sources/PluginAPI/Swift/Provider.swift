@@ -116,6 +116,19 @@ public protocol TierProvider: Provider {
     func command(_ request: CommandRequest, call: HostCall) throws -> JSONValue
 }
 
+/// A tier that keeps objects (ABI 1.1 object calls), so the host uploads only missing
+/// chunks and reads any byte range back. Conform to it in addition to `TierProvider`; the
+/// Swift layer then fills the object calls of the table. Errors: `notFound` for a missing
+/// object, `locked` for a version whose lock has not expired.
+public protocol ObjectTierProvider: TierProvider {
+    func putObject(_ key: String, _ data: UnsafeRawBufferPointer, lock: ObjectLock?, call: HostCall) throws -> ObjectPutReply
+    /// Hands the bytes of [offset, offset + length) (length 0: to the end) to `consume`.
+    func getObject(_ key: String, offset: UInt64, length: UInt64, call: HostCall, consume: (UnsafeRawBufferPointer) throws -> Void) throws
+    func listObjects(_ request: ObjectListRequest, call: HostCall) throws -> ObjectListReply
+    func deleteObject(_ key: String, versionId: String?, bypassGovernance: Bool, call: HostCall) throws
+    func retainObject(_ key: String, versionId: String?, lock: ObjectLock, call: HostCall) throws
+}
+
 public protocol ArchiveWriter: AnyObject {
     func write(_ data: UnsafeRawBufferPointer) throws
     /// Makes the archive durable (commit) or discards it; called exactly once.

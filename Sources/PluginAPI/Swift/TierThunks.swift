@@ -16,6 +16,9 @@ enum TierThunks {
         ops.pointee.read_end = readEnd
         ops.pointee.expire = expire
         ops.pointee.command = command
+        if Int(ops.pointee.size) >= MemoryLayout<dpm_tier_ops>.size {
+            ObjectThunks.fill(ops)
+        }
     }
 
     static func tier(_ pointer: UnsafeMutableRawPointer?) throws -> TierProvider {

@@ -95,6 +95,9 @@ final class HyperVHostProvider: WorkloadProvider {
             let name = request.args?["name"]?.stringValue ?? ""
             let vm = try VMInventory.locked(state) { try $0.remove(name) }
             return try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(vm))
+        case "datasource.state":
+            let vm = try VMInventory(stateDirectory: state).require(request.args?["id"]?.stringValue ?? "")
+            return MigrationProbe(vm: vm).state()
         default:
             throw PluginError(.unsupported, "hyperv-host has no command '\(request.verb)'")
         }

@@ -90,7 +90,7 @@ extern "C" {
  * Versions and the entry symbol
  * ------------------------------------------------------------------------------------- */
 #define DPM_ABI_MAJOR 1
-#define DPM_ABI_MINOR 0
+#define DPM_ABI_MINOR 1
 #define DPM_ABI_VERSION ((uint32_t)((DPM_ABI_MAJOR << 16) | DPM_ABI_MINOR))
 #define DPM_ABI_VERSION_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 
@@ -132,7 +132,8 @@ enum {
     DPM_ERR_IO = 8,          /* an operating-system I/O error */
     DPM_ERR_PLANNED = 9,     /* this provider's work is not built yet */
     DPM_ERR_NO_SPACE = 10,   /* out of space: disk, scratch area, end of tape */
-    DPM_ERR_INTERNAL = 11    /* a bug: an invariant broke inside the plugin or the host */
+    DPM_ERR_INTERNAL = 11,   /* a bug: an invariant broke inside the plugin or the host */
+    DPM_ERR_LOCKED = 12      /* ABI 1.1: the object is locked (retention); try again after it expires */
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -385,6 +386,49 @@ typedef struct dpm_tier_ops {
     /* Provider-specific administration (tapes, slots, buckets), as for workloads. */
     dpm_status (*command)(void *provider, dpm_call *call, const char *request_json,
                           dpm_buffer *out_json, char *err, size_t err_size);
+
+    /* --- ABI 1.1: object storage, for incremental tiers -------------------------------
+     * A tier that keeps objects (S3 and the like) offers these, so the host uploads only
+     * the chunks the tier lacks and reads back any chunk or byte range: dedup,
+     * compression, encryption and indexing stay in the host, which lays out the keys. A
+     * tier that offers them sets all five; a 1.0 tier leaves them NULL. Keys are UTF-8
+     * paths of at most 1024 bytes, without a leading '/'. Calls on different keys may run
+     * at once from several threads.
+     *
+     * Objects may be locked (S3 Object Lock): a locked version cannot be deleted, or its
+     * lock shortened, before its retain-until date. Deleting a version still locked
+     * fails with DPM_ERR_LOCKED, which means "not yet", not a failure. */
+
+    /* Stores one object whole (the tier may upload it in parts).
+     * options_json: {"retain_until":"ISO-8601","lock_mode":"governance|compliance"} or NULL;
+     * appends {"key":"…","version_id":"…","etag":"…","bytes":N}. */
+    dpm_status (*object_put)(void *provider, dpm_call *call, const char *key, const void *data,
+                             size_t len, const char *options_json, dpm_buffer *out_json,
+                             char *err, size_t err_size);
+
+    /* Appends `length` bytes of the object at `offset` (length 0: to its end) to `out`.
+     * DPM_ERR_NOT_FOUND when there is no such object; a range past its end is invalid. */
+    dpm_status (*object_get)(void *provider, dpm_call *call, const char *key, uint64_t offset,
+                             uint64_t length, dpm_buffer *out, char *err, size_t err_size);
+
+    /* Lists objects. request_json: {"prefix":"…","versions":bool,"continuation":"…"};
+     * appends {"objects":[{"key","bytes","version_id","latest":bool,"delete_marker":bool,
+     * "modified":"ISO-8601"}, …],"continuation":"…" or absent when complete}. */
+    dpm_status (*object_list)(void *provider, dpm_call *call, const char *request_json,
+                              dpm_buffer *out_json, char *err, size_t err_size);
+
+    /* Deletes one version of an object (version_id NULL: the tier's plain delete, which on
+     * a versioned bucket only adds a delete marker). bypass_governance nonzero removes a
+     * GOVERNANCE lock where the credentials allow it. */
+    dpm_status (*object_delete)(void *provider, dpm_call *call, const char *key,
+                                const char *version_id, int32_t bypass_governance, char *err,
+                                size_t err_size);
+
+    /* Sets or extends the lock of one version: options_json {"retain_until":"ISO-8601",
+     * "lock_mode":"governance|compliance"}. A COMPLIANCE lock can only be extended. */
+    dpm_status (*object_retain)(void *provider, dpm_call *call, const char *key,
+                                const char *version_id, const char *options_json, char *err,
+                                size_t err_size);
 } dpm_tier_ops;
 
 /* ---------------------------------------------------------------------------------------
@@ -442,6 +486,7 @@ static inline const char *dpm_status_name(dpm_status status) {
     case DPM_ERR_PLANNED: return "planned";
     case DPM_ERR_NO_SPACE: return "no-space";
     case DPM_ERR_INTERNAL: return "internal";
+    case DPM_ERR_LOCKED: return "locked";
     default: return "unknown";
     }
 }
