@@ -6,7 +6,7 @@ enum CommandRouter {
     static var commands: [CommandDefinition] {
         PluginsCommands.all + VMCommands.all + DataSourcesCommands.all + BackupCommands.all + RecoverCommands.all
             + BrowseCommands.all
-            + MaintenanceCommands.all + GroupCommands.all + ReplicaCommands.all + TapeCommands.all + ScheduleCommands.all + ServerCommands.all + ConfigCommands.all + [versionCommand]
+            + MaintenanceCommands.all + GroupCommands.all + ReplicaCommands.all + TapeCommands.all + OnlineCommands.all + ScheduleCommands.all + ServerCommands.all + ConfigCommands.all + [versionCommand]
     }
 
     static let versionCommand = CommandDefinition(

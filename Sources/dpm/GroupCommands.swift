@@ -53,7 +53,9 @@ enum GroupCommands {
         case .offPeak: out.line("  replica creation: in the off-peak window")
         case .offline(let folder): out.line("  replica creation: offline import from \(folder)")
         }
-        out.line("  online: " + (group.online ? "on, \(group.onlineRetentionDays) days, daily at \(ClockTime.string(group.onlineTime))" : "off"))
+        out.line("  online: " + (group.online ? "on, \(group.onlineRetentionDays) days, daily at \(group.onlineCopyTimes.map(ClockTime.string).joined(separator: ", "))"
+                 + [("weekly", group.onlineWeeks, "weeks"), ("monthly", group.onlineMonths, "months"), ("yearly", group.onlineYears, "years")]
+                    .compactMap { name, count, unit in count.map { "; \(name) kept \($0) \(unit)" } }.joined() : "off"))
         out.line("  tape: " + (group.tape ? "on, \(group.tapeRetention), \(group.tapeFrequency.rawValue) at \(ClockTime.string(group.tapeTime)), "
                  + "pool \(group.tapePool ?? group.name), library \(group.tapeLibrary ?? "(first)"), drives \(group.tapeDrives.map { $0.map(String.init).joined(separator: ",") } ?? "any")" : "off")
                  + "; compression \(group.compression ? "on" : "off"), encryption \(group.encryption ? "on" : "off")")

@@ -28,7 +28,9 @@ enum RecoverySource {
         let resolved = try service.pointForRecovery(source, arguments.value("rp") ?? "latest", from: from, keyring: keyring, onProgress: bar.callback)
         bar.finish()
         if let staging = resolved.1, !invocation.json {
-            invocation.output.line(staging.reused
+            invocation.output.line(staging.tier == ProtectionService.onlineTierID
+                ? "reading \(staging.name) from the online tier, only the chunks the recovery needs"
+                : staging.reused
                 ? "using \(staging.name), staged earlier from \(staging.tier)"
                 : "staged \(staging.name) from \(staging.tier) (\(staging.location)): \(ByteFormat.string(staging.bytesRead)) read, "
                     + "\(staging.chunksReceived) chunks, \(staging.chunksNew) new to the store")

@@ -96,6 +96,18 @@ enum CatalogSchema {
         );
         CREATE INDEX tier_copies_by_datasource ON tier_copies(datasource_id, time);
         """,
+        // 4: the chunks known to be in the online bucket, so syncs upload only what it lacks.
+        """
+        CREATE TABLE online_chunks(
+            name TEXT PRIMARY KEY,
+            digest TEXT,
+            bytes INTEGER NOT NULL,
+            version_id TEXT,
+            retain_until TEXT,
+            uploaded TEXT NOT NULL
+        );
+        CREATE INDEX online_chunks_by_digest ON online_chunks(digest);
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -8,7 +8,6 @@ import PluginAPI
 /// sequential restore uses every core; scattered reads (browsing a file system) never
 /// trigger read-ahead, so they read nothing they do not need. Thread-safe.
 public final class RecoveryPointReader: RecoveryPointAccess, @unchecked Sendable {
-    public let store: ChunkStore
     public let record: RecoveryPointRecord
     public let index: RecoveryPointIndex
 
@@ -30,22 +29,33 @@ public final class RecoveryPointReader: RecoveryPointAccess, @unchecked Sendable
     private let capacity: Int
     private var requests: [Key] = []
     private var stopped = false
-    private var codecs: [ChunkCodec] = []
+    private var sources: [ChunkSource] = []
     private var joinWorkers: (() -> Void)?
     /// Paces the bytes handed to readers (a recovery's bandwidth limit).
     public var throttle: Throttle?
+    /// For a point read from an online tier: what was fetched from it.
+    public var tierReads: OnlineReadCounter?
     /// Distinct chunk decodes so far (read-ahead included), for reporting.
     public private(set) var chunksLoaded = 0
     public private(set) var bytesLoaded: UInt64 = 0
 
-    public init(store: ChunkStore, record: RecoveryPointRecord, workers: Int = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))) throws {
-        self.store = store
+    /// A point of the disk store.
+    public convenience init(store: ChunkStore, record: RecoveryPointRecord,
+                            workers: Int = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))) throws {
+        let index = try RecoveryPointIndex.load(store.directory + "/" + record.indexPath)
+        try self.init(index: index, record: record, sources: (0..<max(1, workers)).map { _ in try store.makeCodec() })
+    }
+
+    /// A point whose chunks come from elsewhere (an online tier): one source per worker
+    /// thread, each used by one thread only.
+    public init(index: RecoveryPointIndex, record: RecoveryPointRecord, sources: [ChunkSource]) throws {
+        guard !sources.isEmpty else { throw HostError(.internalError, "a recovery point reader needs a chunk source") }
         self.record = record
-        index = try RecoveryPointIndex.load(store.directory + "/" + record.indexPath)
-        readAhead = workers > 1 ? 2 * workers : 0
+        self.index = index
+        readAhead = sources.count > 1 ? 2 * sources.count : 0
         capacity = readAhead + 4
-        codecs = try (0..<max(1, workers)).map { _ in try store.makeCodec() }
-        joinWorkers = ThreadGroup.run(max(1, workers), name: "dpm-read") { [unowned self] worker in self.work(codecs[worker]) }
+        self.sources = sources
+        joinWorkers = ThreadGroup.run(sources.count, name: "dpm-read") { [unowned self] worker in self.work(self.sources[worker]) }
     }
 
     deinit { close() }
@@ -169,7 +179,7 @@ public final class RecoveryPointReader: RecoveryPointAccess, @unchecked Sendable
         }
     }
 
-    private func work(_ codec: ChunkCodec) {
+    private func work(_ source: ChunkSource) {
         condition.lock()
         while true {
             while requests.isEmpty && !stopped { condition.wait() }
@@ -181,7 +191,7 @@ public final class RecoveryPointReader: RecoveryPointAccess, @unchecked Sendable
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(entry.length), alignment: 64)
             var failure: Error?
             do {
-                try codec.read(entry.digest, into: buffer)
+                try source.read(entry.digest, into: buffer)
             } catch {
                 failure = error
             }

@@ -10,6 +10,9 @@ public struct GroupEditor {
     public static let maxShortTermRetentionDays = 448
     /// The longest online retention, in days.
     public static let maxOnlineRetentionDays = 3360
+    /// Online copies a day, and online recovery points a data source may have (Azure Backup's limits).
+    public static let maxOnlineCopiesPerDay = 2
+    public static let maxOnlinePoints = 9999
 
     /// The option names the editor understands, with their placeholders, for help texts.
     public static let options: [(name: String, value: String, help: String)] = [
@@ -24,6 +27,10 @@ public struct GroupEditor {
         ("online", "on|off", "copy recovery points to the online tier"),
         ("online-retention", "DAYS", "online retention, at most 3360 days"),
         ("online-time", "HH:MM", "time of the daily online copy"),
+        ("online-times", "HH:MM[,HH:MM]", "times of the online copies, at most two a day"),
+        ("online-weeks", "N", "keep the first online copy of each week N weeks"),
+        ("online-months", "N", "keep the first online copy of each month N months"),
+        ("online-years", "N", "keep the first online copy of each year N years"),
         ("tape", "on|off", "long-term protection on tape"),
         ("tape-retention", "N{y|m|w}", "tape retention: 1-99 years, 1-11 months or 1-4 weeks"),
         ("tape-frequency", "FREQ", "daily, weekly, biweekly, monthly, quarterly, half-yearly or yearly"),
@@ -64,6 +71,11 @@ public struct GroupEditor {
     static func times(_ value: String, _ option: String) throws -> [Int] {
         let parts = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         return Array(Set(try parts.map { try ClockTime.parse($0, what: "--\(option)") })).sorted()
+    }
+
+    static func count(_ value: String, _ option: String) throws -> Int? {
+        guard let number = Int(value), number >= 0 else { throw HostError(.usage, "--\(option) takes a whole number, not '\(value)'") }
+        return number == 0 ? nil : number
     }
 
     public static func days(_ value: String, _ option: String) throws -> Int {
@@ -117,7 +129,16 @@ public struct GroupEditor {
             case "replica": group.replicaCreation = try Self.replica(value)
             case "online": group.online = try Self.flag(value, key)
             case "online-retention": group.onlineRetentionDays = try Self.days(value, key)
-            case "online-time": group.onlineTime = try ClockTime.parse(value, what: "--online-time")
+            case "online-time": group.onlineTime = try ClockTime.parse(value, what: "--online-time"); group.onlineTimes = nil
+            case "online-times":
+                let times = try value.split(separator: ",").map { try ClockTime.parse(String($0), what: "--online-times") }
+                guard (1...Self.maxOnlineCopiesPerDay).contains(times.count), Set(times).count == times.count else {
+                    throw Self.rule("online-copies-per-day", "--online-times takes one or two different times (at most \(Self.maxOnlineCopiesPerDay) online copies a day), not '\(value)'")
+                }
+                group.onlineTimes = times.sorted()
+            case "online-weeks": group.onlineWeeks = try Self.count(value, key)
+            case "online-months": group.onlineMonths = try Self.count(value, key)
+            case "online-years": group.onlineYears = try Self.count(value, key)
             case "tape": group.tape = try Self.flag(value, key)
             case "tape-retention": group.tapeRetention = try TapeRetention.parse(value)
             case "tape-frequency":
@@ -195,6 +216,15 @@ public struct GroupEditor {
         }
         guard (1...Self.maxOnlineRetentionDays).contains(group.onlineRetentionDays) else {
             throw Self.rule("online-retention-max", "online retention of \(group.onlineRetentionDays) days is outside 1-\(Self.maxOnlineRetentionDays) days")
+        }
+        let longest = max(group.onlineRetentionDays, (group.onlineWeeks ?? 0) * 7, (group.onlineMonths ?? 0) * 31, (group.onlineYears ?? 0) * 366)
+        guard longest <= Self.maxOnlineRetentionDays else {
+            throw Self.rule("online-retention-max", "the weekly, monthly or yearly online copies would be kept \(longest) days, more than \(Self.maxOnlineRetentionDays) days")
+        }
+        let points = group.onlineCopyTimes.count * group.onlineRetentionDays + (group.onlineWeeks ?? 0) + (group.onlineMonths ?? 0) + (group.onlineYears ?? 0)
+        guard points <= Self.maxOnlinePoints else {
+            throw Self.rule("online-points-max", "this online policy keeps up to \(points) recovery points per data source, more than \(Self.maxOnlinePoints); "
+                + "shorten the retention or take fewer copies a day")
         }
         guard group.tapeRetention.allowedFrequencies.contains(group.tapeFrequency) else {
             throw Self.rule("tape-frequency-for-range", "a \(group.tapeFrequency.rawValue) tape backup is not allowed with a retention of "

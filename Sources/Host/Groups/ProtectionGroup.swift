@@ -38,8 +38,18 @@ public struct ProtectionGroup: Codable, Sendable, Equatable {
     public var replicaCreation: ReplicaCreation = .now
     public var online = false
     public var onlineRetentionDays = 30
-    /// Minutes after midnight of the daily online copy.
+    /// Minutes after midnight of the daily online copy (when `onlineTimes` is nil).
     public var onlineTime = 21 * 60
+    /// Minutes after midnight of the online copies, at most two a day (DPM's limit).
+    public var onlineTimes: [Int]?
+    /// Online copies kept longer than `onlineRetentionDays`: the first copy of each week,
+    /// month and year is kept this many weeks, months and years (nil: not kept longer).
+    public var onlineWeeks: Int?
+    public var onlineMonths: Int?
+    public var onlineYears: Int?
+
+    /// The times of the day's online copies.
+    public var onlineCopyTimes: [Int] { onlineTimes ?? [onlineTime] }
     public var tape = false
     public var tapeRetention = TapeRetention(amount: 1, unit: .years)
     public var tapeFrequency = TapeFrequency.weekly

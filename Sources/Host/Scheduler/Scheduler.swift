@@ -137,7 +137,7 @@ public struct Scheduler {
             return latestOnDays(minute: group.tapeTime, now: now, within: 370) { isTapeDay($0, group.tapeFrequency) }
         case .onlineCopy:
             guard let group, group.online else { return nil }
-            return latestDaily([group.onlineTime], now: now)
+            return latestDaily(group.onlineCopyTimes, now: now)
         case .prune: return latestDaily([policy.pruneTime], now: now)
         case .gc: return latestDaily([policy.gcTime], now: now)
         case .verify:
@@ -276,7 +276,7 @@ public struct Scheduler {
             minutes.formUnion(group.expressFullTimes)
             if group.syncMinutes == nil { minutes.formUnion(group.recoveryPointTimes) }
             if group.tape { minutes.insert(group.tapeTime) }
-            if group.online { minutes.insert(group.onlineTime) }
+            if group.online { minutes.formUnion(group.onlineCopyTimes) }
             if case .daily(let minute) = group.consistencyCheck { minutes.insert(minute) }
         }
         let current = Int(now.timeIntervalSince(midnight(now)) / 60)

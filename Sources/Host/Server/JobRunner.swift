@@ -68,7 +68,12 @@ public final class JobRunner {
             return ("recovery point \(report.recoveryPoint.id) (\(kind.rawValue))", encode(report))
         case .tapeCopy, .onlineCopy:
             guard let datasource = job.datasourceId else { throw HostError(.invalid, "job \(job.id) names no data source") }
-            let options = ProtectionService.TierCopyOptions(tier: kind == .tapeCopy ? "tape-library" : "online-tier")
+            if kind == .onlineCopy {
+                let report = try service.syncOnline(datasource, job: job.id)
+                return (report.alreadyOnline ? "\(report.copy.rpId) was already online"
+                        : "\(report.copy.rpId) online: \(report.upload.chunksUploaded) chunks sent", encode(report))
+            }
+            let options = ProtectionService.TierCopyOptions(tier: "tape-library")
             let report = try service.copyToTier(datasource, options: options, job: job.id)
             return ("\(report.copy.rpId) copied to \(report.copy.tier) at \(report.copy.location)", encode(report))
         case .prune:

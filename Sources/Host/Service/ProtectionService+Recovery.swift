@@ -110,6 +110,10 @@ extension ProtectionService {
                 object["chunks_total"] = .number(Double(reader.index.streams.reduce(0) { $0 + $1.entries.count }))
                 object["chunks_stored"] = .number(Double(reader.index.dataDigests.count))
                 object["bytes_read"] = .number(Double(reader.bytesLoaded))
+                if let tierReads = reader.tierReads {
+                    object["tier_objects_read"] = .number(Double(tierReads.objects))
+                    object["tier_bytes_read"] = .number(Double(tierReads.bytes))
+                }
                 reply = .object(object)
             }
             return reply
@@ -130,6 +134,9 @@ extension ProtectionService {
 
     func restoreRawStreams(_ point: RecoveryPointRecord, directory: String, throttle: Throttle?,
                            onProgress: ((UInt64, UInt64) -> Void)?) throws -> RawRestorer.Report {
+        guard !point.indexPath.hasPrefix(Self.onlineIndexScheme) else {
+            throw HostError(.unsupported, "--raw reads the disk store; recover an online point with --copy-disks DIR --format raw instead")
+        }
         let store = try store(create: false)
         let index = try RecoveryPointIndex.load(store.directory + "/" + point.indexPath)
         try FileSystem.makeDirectory(directory)

@@ -157,7 +157,15 @@ extension ProtectionService {
             }
         }
         let copy = try tierCopy(source, spec, tier: from == "disk" ? nil : from)
-        return try stage(copy, keyring: keyring ?? self.keyring(), onProgress: onProgress)
+        recoveryKeyring = keyring ?? self.keyring()
+        if copy.tier == Self.onlineTierID {
+            // Online copies are read in place, chunk by chunk, as the recovery needs them.
+            var record = copy.point
+            record.indexPath = Self.onlineIndexScheme + copy.name
+            return (record, StagingReport(tier: copy.tier, name: copy.name, location: copy.location, bytesRead: 0, chunksReceived: 0,
+                                          chunksNew: 0, reused: false, durationMs: 0))
+        }
+        return try stage(copy, keyring: recoveryKeyring ?? self.keyring(), onProgress: onProgress)
     }
 
     /// Stages a tier copy into the disk store (`store/staging/DS/NAME.dpmidx` plus its
@@ -210,7 +218,7 @@ extension ProtectionService {
     public func expireTierCopies(now: Date = Date()) throws -> [TierCopyRecord] {
         var expired: [TierCopyRecord] = []
         let catalog = try catalog()
-        for tierID in Set(try catalog.tierCopies().map(\.tier)) {
+        for tierID in Set(try catalog.tierCopies().map(\.tier)) where tierID != Self.onlineTierID {
             let reply = try registry().tier(tierID).expire(now: now)
             let names = Set(reply.expired)
             for copy in try catalog.tierCopies(tier: tierID) where names.contains(copy.name) {

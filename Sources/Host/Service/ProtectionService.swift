@@ -10,6 +10,8 @@ public final class ProtectionService {
     private var cachedRegistry: ProviderRegistry?
     private var cachedCatalog: Catalog?
     private var cachedStore: ChunkStore?
+    /// Unlocks encrypted long-term copies during recoveries (set by `pointForRecovery`).
+    var recoveryKeyring: TierKeyring?
 
     public init(dataDirectory: DataDirectory) throws {
         self.dataDirectory = dataDirectory
@@ -135,13 +137,27 @@ public final class ProtectionService {
         return point
     }
 
-    /// Opens a recovery point for random-access reads.
+    /// Opens a recovery point for random-access reads: from the disk store, or, for an
+    /// index path `online:NAME` (see `pointForRecovery`), from the online tier.
     public func reader(_ point: RecoveryPointRecord) throws -> RecoveryPointReader {
         if point.status != "ok" {
             Log.warning("recovery point \(point.id) is marked damaged (\(point.damage ?? "")); reading what is intact")
         }
+        if point.indexPath.hasPrefix(Self.onlineIndexScheme) {
+            let name = String(point.indexPath.dropFirst(Self.onlineIndexScheme.count))
+            guard let copy = try catalog().tierCopies(datasource: point.datasourceId, tier: Self.onlineTierID).first(where: { $0.name == name }) else {
+                throw HostError(.notFound, "no online copy \(name); see `dpm rp list`")
+            }
+            let counter = OnlineReadCounter()
+            let reader = try onlineReader(copy, keyring: recoveryKeyring ?? keyring(), counter: counter)
+            reader.tierReads = counter
+            return reader
+        }
         return try RecoveryPointReader(store: try store(create: false), record: point)
     }
+
+    /// The index path of a point read from the online tier: this prefix and the copy's name.
+    static let onlineIndexScheme = "online:"
 
     /// Deletes one recovery point (catalog row first, then its index); gc frees its chunks.
     public func deleteRecoveryPoint(_ source: DataSourceRecord, _ point: RecoveryPointRecord) throws {
@@ -183,6 +199,14 @@ public final class ProtectionService {
                 result.expiredCopies = try expireTierCopies().map { "\($0.tier) \($0.name)" }
             } catch {
                 result.skipped.append("long-term copies: \(error)")
+            }
+            if try catalog().tierCopies(tier: Self.onlineTierID).contains(where: { $0.expires <= Date() }) {
+                do {
+                    let online = try onlineMaintenance(grace: 0, expireOnly: true)
+                    result.expiredCopies += (online["points_expired"]?.arrayValue ?? []).compactMap { $0.stringValue.map { "\(Self.onlineTierID) \($0)" } }
+                } catch {
+                    result.skipped.append("online copies: \(error)")
+                }
             }
         }
         return result

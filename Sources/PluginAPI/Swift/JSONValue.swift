@@ -56,6 +56,11 @@ public enum JSONValue: Codable, Equatable, Sendable, CustomStringConvertible {
         return nil
     }
 
+    public var objectValue: [String: JSONValue]? {
+        if case .object(let value) = self { return value }
+        return nil
+    }
+
     public var description: String {
         (try? String(decoding: JSONCoding.encode(self), as: UTF8.self)) ?? "?"
     }
