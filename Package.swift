@@ -40,12 +40,14 @@ let package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/System/CZstd"),
         .systemLibrary(name: "CCrypto", path: "Sources/System/CCrypto"),
         .systemLibrary(name: "CLinux", path: "Sources/System/CLinux"),
+        // The Linux st (mtio) ioctls and structs, and flock, for TapeLibrary.
+        .systemLibrary(name: "CTape", path: "Sources/System/CTape"),
 
         .target(name: "Host", dependencies: ["PluginAPI", "CSQLite", "CZstd", "CCrypto", "CLinux"]),
 
         plugin("HyperVHost", extraDependencies: ["CLinux"]),
         plugin("GuestApp"),
-        plugin("TapeLibrary"),
+        plugin("TapeLibrary", extraDependencies: ["CTape"]),
         plugin("OnlineTier"),
 
         .executableTarget(name: "dpm", dependencies: ["Host"]),
@@ -58,6 +60,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/Support"),
         .testTarget(name: "HostTests", dependencies: ["Host", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HyperVHostTests", dependencies: ["HyperVHost", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "TapeLibraryTests", dependencies: ["TapeLibrary", "TestSupport"], exclude: ["Fixtures"]),
         // Drives the built `dpm` binary and plugin libraries against real tools.
         .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),
     ],
