@@ -47,7 +47,11 @@ let package = Package(
 
         plugin("HyperVHost", extraDependencies: ["CLinux"]),
         plugin("GuestApp"),
-        plugin("TapeLibrary", extraDependencies: ["CTape"]),
+        // TapeLibrary's code is in TapeLibraryCore so that its tests can link it without the
+        // plugin's exported entry symbol (which HyperVHost's tests already bring).
+        .target(name: "TapeLibraryCore", dependencies: ["PluginAPI", "CTape"], path: "Sources/Plugins/TapeLibrary", exclude: ["Entry"]),
+        .target(name: "TapeLibrary", dependencies: ["PluginAPI", "TapeLibraryCore"], path: "Sources/Plugins/TapeLibrary/Entry",
+                linkerSettings: pluginLinkerSettings),
         plugin("OnlineTier"),
 
         .executableTarget(name: "dpm", dependencies: ["Host"]),
@@ -60,7 +64,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/Support"),
         .testTarget(name: "HostTests", dependencies: ["Host", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HyperVHostTests", dependencies: ["HyperVHost", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "TapeLibraryTests", dependencies: ["TapeLibrary", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "TapeLibraryTests", dependencies: ["TapeLibraryCore", "TestSupport"], exclude: ["Fixtures"]),
         // Drives the built `dpm` binary and plugin libraries against real tools.
         .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),
     ],

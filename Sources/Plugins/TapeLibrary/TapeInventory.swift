@@ -32,8 +32,12 @@ enum TapeInventory {
         var record = TapeRecord(barcode: barcode, library: library.name, state: .free)
         record.worm = barcode.hasPrefix("W")
         if barcode.hasPrefix("CLN") { record.state = .cleaning; return record }
+        let home = (try? device.changer.inventory())?.location(of: barcode)
         guard let mount = try? TapeMount.mount(barcode, library: device, drives: nil, deadline: Date()) else { return nil }
-        defer { try? mount.release() }
+        defer {
+            try? mount.release()
+            if let home, home != .drive(mount.driveIndex) { try? device.changer.move(from: .drive(mount.driveIndex), to: home) }
+        }
         guard let drive = try? mount.open(), (try? drive.rewind()) != nil else { return nil }
         let reader = TapeFileReader(drive: drive)
         let member = try? reader.firstMember()

@@ -8,10 +8,12 @@ import PluginAPI
 /// State lives in the host-given `state_dir` (`ProviderState`); every call reopens it, as
 /// each dpm command and job is its own process. Settings: `tape-library.wait_seconds`
 /// (how long a job waits for a usable tape or drive; default 300).
-final class TapeLibraryProvider: TierProvider {
-    static let version = "1.0.0"
+public final class TapeLibraryProvider: TierProvider {
+    public static let version = "1.0.0"
 
-    let descriptor = ProviderDescriptor(
+    public init() {}
+
+    public let descriptor = ProviderDescriptor(
         id: "tape-library",
         displayName: "Long-term tape library (SCSI tape, medium changer, virtual tape library)",
         version: TapeLibraryProvider.version,
@@ -21,11 +23,11 @@ final class TapeLibraryProvider: TierProvider {
         status: .ready("virtual tape libraries and st drives with mtx changers; GNU tar-readable volumes")
     )
 
-    func storeBegin(_ request: ArchiveRequest, call: HostCall) throws -> ArchiveWriter {
+    public func storeBegin(_ request: ArchiveRequest, call: HostCall) throws -> ArchiveWriter {
         try TapeArchiveWriter(context: try TapeContext(call: call), request: request)
     }
 
-    func list(_ filter: ArchiveFilter, call: HostCall) throws -> ArchiveList {
+    public func list(_ filter: ArchiveFilter, call: HostCall) throws -> ArchiveList {
         try Self.list(filter, context: try TapeContext(call: call))
     }
 
@@ -36,11 +38,11 @@ final class TapeLibraryProvider: TierProvider {
         return ArchiveList(archives: archives)
     }
 
-    func readBegin(_ request: ReadArchiveRequest, call: HostCall) throws -> ArchiveReader {
+    public func readBegin(_ request: ReadArchiveRequest, call: HostCall) throws -> ArchiveReader {
         try TapeArchiveReader(context: try TapeContext(call: call), name: request.name)
     }
 
-    func expire(_ request: ExpireRequest, call: HostCall) throws -> ExpireReply {
+    public func expire(_ request: ExpireRequest, call: HostCall) throws -> ExpireReply {
         try Self.expire(now: request.now, context: try TapeContext(call: call))
     }
 
@@ -64,7 +66,7 @@ final class TapeLibraryProvider: TierProvider {
         }
     }
 
-    func command(_ request: CommandRequest, call: HostCall) throws -> JSONValue {
+    public func command(_ request: CommandRequest, call: HostCall) throws -> JSONValue {
         try TapeCommands.run(request, context: try TapeContext(call: call))
     }
 }

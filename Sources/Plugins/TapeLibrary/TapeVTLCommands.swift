@@ -23,7 +23,10 @@ enum TapeVTLCommands {
         else { throw args.invalid("slot", "or 'mail' is required (every mail slot is full)") }
         try onDevice { try library.insert(barcode: barcode, into: element) }
         if case .slot = element {
-            try TapeInventory.refresh(context: context, library: record, device: VirtualLibraryDevice(library), importMail: false)
+            // A new blank cartridge: free, no need to read it.
+            var tape = TapeRecord(barcode: barcode, library: record.name, state: barcode.hasPrefix("CLN") ? .cleaning : .free)
+            tape.worm = barcode.hasPrefix("W")
+            try context.store.update { state in state.tapes[barcode] = tape }
         }
         return .object(["barcode": .string(barcode), "element": .string(element.description)])
     }
