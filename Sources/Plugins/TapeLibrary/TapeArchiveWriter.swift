@@ -78,7 +78,7 @@ final class TapeArchiveWriter: ArchiveWriter {
         let description = VolumeDescription(
             archive: request.name, datasource: request.datasource, datasourceName: request.datasourceName, rp: request.rp,
             time: request.time, expires: expires, pool: pool, colocate: selection.colocate, sequence: sequence,
-            archiveOffset: archiveOffset, barcode: tape.barcode, tapeUUID: tape.uuid ?? "", mediaSet: tape.mediaSet ?? "",
+            archiveOffset: archiveOffset, barcode: tape.barcode, tapeUuid: tape.uuid ?? "", mediaSet: tape.mediaSet ?? "",
             serverId: state.serverId, written: Date(), encryption: request.encryption, summary: request.summary)
         let prefix: [UInt8]
         if case .insideData(let member, let offset) = cut {

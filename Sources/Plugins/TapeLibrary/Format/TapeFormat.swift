@@ -141,7 +141,7 @@ struct VolumeDescription: Codable, Equatable {
     /// Where this volume's bytes start in the host's archive.
     var archiveOffset: UInt64
     var barcode: String
-    var tapeUUID: String
+    var tapeUuid: String
     var mediaSet: String
     var serverId: String
     var written: Date
@@ -171,7 +171,7 @@ struct TapeCatalogFile: Codable, Equatable {
     var magic = TapeFormat.magic
     var formatVersion = TapeFormat.version
     var barcode: String
-    var tapeUUID: String
+    var tapeUuid: String
     var serverId: String
     var written: Date
     var files: [Entry]

@@ -129,7 +129,7 @@ enum TapeCatalogs {
         }
         entries.append(TapeCatalogFile.Entry(file: catalogNumber, kind: .catalog))
         let lastHere = Set(tape.files.filter { $0.last == true }.compactMap(\.archive))
-        return TapeCatalogFile(barcode: tape.barcode, tapeUUID: tape.uuid ?? "", serverId: state.serverId, written: Date(),
+        return TapeCatalogFile(barcode: tape.barcode, tapeUuid: tape.uuid ?? "", serverId: state.serverId, written: Date(),
                                files: entries, archives: state.archives.filter { lastHere.contains($0.description.name) }.map(\.description))
     }
 }
