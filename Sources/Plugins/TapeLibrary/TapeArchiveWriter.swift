@@ -62,17 +62,34 @@ final class TapeArchiveWriter: ArchiveWriter {
 
     /// Allocates and mounts a tape, labels it if new, positions it and queues the prefix.
     private func startVolume(sequence: Int, at archiveOffset: UInt64, cut: PaxStreamScanner.Cut, continuation: Bool) throws {
-        let allocation = try TapeAllocation.allocate(context: context, library: library, device: device, selection: selection,
-                                                     continuation: continuation, drives: request.drives)
-        mount = allocation.mount
-        let drive = try allocation.mount.open()
-        var tape = allocation.tape
-        if allocation.fresh {
-            tape = try TapeAllocation.label(tape, drive: drive, context: context, pool: pool, encryption: request.encryption)
-        }
-        try onDevice {
-            try drive.rewind()
-            if tape.appendAt > 0 { try drive.forwardSpaceFiles(tape.appendAt) }
+        var tape: TapeRecord
+        var drive: TapeDrive
+        while true {
+            let allocation = try TapeAllocation.allocate(context: context, library: library, device: device, selection: selection,
+                                                         continuation: continuation, drives: request.drives)
+            mount = allocation.mount
+            drive = try allocation.mount.open()
+            tape = allocation.tape
+            if allocation.fresh {
+                tape = try TapeAllocation.label(tape, drive: drive, context: context, pool: pool, encryption: request.encryption)
+            }
+            try onDevice {
+                try drive.rewind()
+                if tape.appendAt > 0 { try drive.forwardSpaceFiles(tape.appendAt) }
+            }
+            // WORM media cannot overwrite the partial file a killed writer left: such a tape
+            // is suspect (its end is in doubt) and another tape is taken.
+            if tape.worm, (try? drive.status())?.endOfData == false {
+                let barcode = tape.barcode
+                try mount?.release()
+                mount = nil
+                try context.store.update { state in
+                    state.tapes[barcode]?.state = .suspect
+                    state.tapes[barcode]?.claim = nil
+                }
+                continue
+            }
+            break
         }
         let state = try context.store.load()
         let description = VolumeDescription(

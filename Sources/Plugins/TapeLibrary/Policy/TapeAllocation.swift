@@ -17,6 +17,7 @@ enum TapeAllocation {
         var rules = selection
         if continuation { rules.colocate = false; rules.standalone = false }
         let deadline = context.deadline
+        var refused: Set<String> = []
         while true {
             try TapeInventory.refresh(context: context, library: library, device: device, importMail: true)
             let inventory = try onDevice { try device.changer.inventory() }
@@ -24,6 +25,7 @@ enum TapeAllocation {
             let choice: TapeSelection.Choice? = try context.store.update { state in
                 let candidates = state.tapes.values.filter { tape in
                     tape.library == library.name && present.contains(tape.barcode) && tape.claim?.isLive != true
+                        && !refused.contains(tape.barcode)
                 }
                 guard let choice = TapeSelection.choose(rules, candidates: Array(candidates), now: Date()) else { return nil }
                 let barcode: String
@@ -39,6 +41,13 @@ enum TapeAllocation {
                 }
                 do {
                     let mount = try TapeMount.mount(barcode, library: device, drives: drives, deadline: deadline)
+                    if (try? mount.open().status())?.writeProtected == true {
+                        // The cartridge's write-protect tab is set: leave it for reading only.
+                        try? mount.release()
+                        try context.store.update { state in state.tapes[barcode]?.claim = nil }
+                        refused.insert(barcode)
+                        continue
+                    }
                     let tape = try context.store.load().tape(barcode)
                     return Result(mount: mount, tape: tape, fresh: fresh)
                 } catch {

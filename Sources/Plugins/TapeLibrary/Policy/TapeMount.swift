@@ -35,8 +35,8 @@ final class TapeMount {
         while true {
             do {
                 if let mount = try attempt(barcode, library: library, allowed: allowed, problem: &lastProblem) { return mount }
-            } catch let error as TapeDeviceError where error.refusal == .driveInUse || error.errno == EBUSY {
-                lastProblem = error.message
+            } catch let error as TapeDeviceError where error.isRace {
+                lastProblem = error.message  // another process moved something meanwhile
             }
             guard Date() < deadline else {
                 throw PluginError(.transient, "tape \(barcode) in library \(library.name) could not be mounted: \(lastProblem); "
@@ -77,11 +77,18 @@ final class TapeMount {
                 try changer.move(from: location, to: .drive(index))
                 let drive = try library.openDrive(index)
                 return TapeMount(library: library, driveIndex: index, barcode: barcode, drive: drive)
-            } catch let error as TapeDeviceError where error.errno == EBUSY || error.refusal == .driveInUse || error.errno == EIO {
+            } catch let error as TapeDeviceError where error.isRace || error.errno == EIO {
                 problem = error.message
                 continue
             }
         }
         return nil
+    }
+}
+
+extension TapeDeviceError {
+    /// A refusal that another process's concurrent move or open explains: retried.
+    var isRace: Bool {
+        errno == EBUSY || refusal == .driveInUse || refusal == .destinationFull || refusal == .sourceEmpty
     }
 }

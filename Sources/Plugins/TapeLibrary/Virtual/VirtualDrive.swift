@@ -251,7 +251,7 @@ final class VirtualDrive: TapeDrive {
         return TapeStatus(fileNumber: positionKnown ? file : -1, blockNumber: positionKnown ? position - fileStart : -1,
                           beginningOfTape: position == 0, atFilemark: afterMark, endOfData: position >= cartridge.blockCount,
                           endOfTape: cartridge.usedBytes >= warning && position >= cartridge.blockCount,
-                          writeProtected: meta?.writeProtected == true || meta?.isWORM == true && position < cartridge.blockCount,
+                          writeProtected: meta?.writeProtected == true,
                           online: true, doorOpen: false)
     }
 
