@@ -73,33 +73,14 @@ final class TapeFaultTests: XCTestCase {
         XCTAssertEqual(large2.bytes, UInt64(large.count))
         XCTAssertEqual(large2.datasourceName, "vm large")
         XCTAssertEqual(large2.summary, .object(["kind": .string("full")]))
-        let reader = try TapeArchiveReader(context: fresh, name: "large")
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let count = try buffer.withUnsafeMutableBytes { try reader.read(into: $0) }
-            if count == 0 { break }
-            out += buffer[0..<count]
-        }
-        reader.close()
-        XCTAssertEqual(out, large, "a recataloged point restores byte for byte across its two tapes")
+        XCTAssertEqual(try TapeFixture.read("large", context: fresh), large, "a recataloged point restores byte for byte across its two tapes")
     }
 
     // MARK: Through the C ABI, one process per call
 
-    func host(_ fixture: TapeFixture) throws -> (String, [String]) {
-        try TestSupport.require("cc")
-        let binary = fixture.root + "/tape_host"
-        let result = try TestSupport.run(["cc", "-Wall", "-Werror", "-I", TestSupport.abiInclude,
-                                          TestSupport.repositoryRoot + "/Tests/TapeLibraryTests/Fixtures/tape_host.c", "-o", binary, "-ldl"])
-        XCTAssertEqual(result.status, 0, result.output)
-        return (binary, [BuiltProducts.directory + "/libTapeLibrary.so", fixture.state, "1"])
-    }
-
     func testWriterKilledMidFileLeavesTheTapeAppendableAndNothingHalfWrittenListed() throws {
         let fixture = try TapeFixture(self)
-        let (binary, prefix) = try host(fixture)
-        guard FileManager.default.fileExists(atPath: prefix[0]) else { throw XCTSkip("libTapeLibrary.so is not built beside the tests") }
+        let (binary, prefix) = try fixture.compileHost()
         func request(_ name: String) -> String {
             "{\"name\":\"\(name)\",\"datasource\":\"ds\",\"rp\":\"\(name)\",\"time\":\"2026-12-01T00:00:00Z\",\"retention_days\":3650,\"pool\":\"p\",\"colocate\":true}"
         }

@@ -77,7 +77,10 @@ final class TapeFixture {
         return try writer.finish(commit: true, call: Self.call)
     }
 
-    func read(_ name: String) throws -> [UInt8] {
+    func read(_ name: String) throws -> [UInt8] { try Self.read(name, context: context) }
+
+    /// Reads a whole archive back through `TapeArchiveReader`.
+    static func read(_ name: String, context: TapeContext) throws -> [UInt8] {
         let reader = try TapeArchiveReader(context: context, name: name)
         defer { reader.close() }
         var out: [UInt8] = []
@@ -88,6 +91,27 @@ final class TapeFixture {
             out += buffer[0..<count]
         }
         return out
+    }
+
+    /// Compiles Fixtures/tape_host.c (a minimal host over the C ABI) and returns its path and
+    /// the leading arguments (plugin, state directory, wait seconds) for this fixture.
+    func compileHost(wait: Int = 1) throws -> (String, [String]) {
+        try TestSupport.require("cc")
+        let binary = root + "/tape_host"
+        let result = try TestSupport.run(["cc", "-Wall", "-Werror", "-I", TestSupport.abiInclude,
+                                          TestSupport.repositoryRoot + "/Tests/TapeLibraryTests/Fixtures/tape_host.c", "-o", binary, "-ldl"])
+        XCTAssertEqual(result.status, 0, result.output)
+        let plugin = BuiltProducts.directory + "/libTapeLibrary.so"
+        try Self.requirePlugin(plugin)
+        return (binary, [plugin, state, String(wait)])
+    }
+
+    /// The built plugin library, for the tests that load it through the C ABI; missing is a
+    /// failure in CI (CI=true) and a skip otherwise.
+    static func requirePlugin(_ path: String) throws {
+        if FileManager.default.fileExists(atPath: path) { return }
+        if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("\(path) is missing; build with `swift build --build-tests`") }
+        throw XCTSkip("\(path) is not built beside the tests")
     }
 
     func tapes() throws -> [String: [String: JSONValue]] {

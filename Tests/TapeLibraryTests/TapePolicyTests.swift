@@ -141,7 +141,7 @@ final class TapePolicyTests: XCTestCase {
         XCTAssertEqual(found["state"]?.stringValue, "imported")
         XCTAssertEqual(found["archives"]?.arrayValue?.first?["name"]?.stringValue, "theirs")
         XCTAssertThrowsError(try storeWith(second, TapeFixture.request("mine"), bytes), "an imported tape is not written")
-        XCTAssertEqual(try readWith(second, "theirs"), bytes, "but it restores")
+        XCTAssertEqual(try TapeFixture.read("theirs", context: second), bytes, "but it restores")
         _ = try TapeCommands.run(CommandRequest(verb: "tape.mark-free", args: TapeFixture.json(["barcode": "A00001L8"])), context: second)
         XCTAssertEqual(try storeWith(second, TapeFixture.request("mine"), bytes).location, "A00001L8 file 1")
     }
@@ -150,17 +150,5 @@ final class TapePolicyTests: XCTestCase {
         let writer = try TapeArchiveWriter(context: context, request: request)
         try bytes.withUnsafeBytes { try writer.write($0) }
         return try writer.finish(commit: true, call: TapeFixture.call)
-    }
-
-    func readWith(_ context: TapeContext, _ name: String) throws -> [UInt8] {
-        let reader = try TapeArchiveReader(context: context, name: name)
-        defer { reader.close() }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = try buffer.withUnsafeMutableBytes { try reader.read(into: $0) }
-            if count == 0 { return out }
-            out += buffer[0..<count]
-        }
     }
 }

@@ -45,12 +45,8 @@ final class TapeRobustnessTests: XCTestCase {
 
     func testConcurrentJobsInSeparateProcessesUseSeparateTapesAndDrives() throws {
         let fixture = try TapeFixture(self, drives: 2, barcodes: ["A00001L8", "A00002L8"], wait: 10)
-        try TestSupport.require("cc")
-        let binary = fixture.root + "/tape_host"
-        XCTAssertEqual(try TestSupport.run(["cc", "-I", TestSupport.abiInclude, TestSupport.repositoryRoot + "/Tests/TapeLibraryTests/Fixtures/tape_host.c",
-                                            "-o", binary, "-ldl"]).status, 0)
-        let plugin = BuiltProducts.directory + "/libTapeLibrary.so"
-        guard FileManager.default.fileExists(atPath: plugin) else { throw XCTSkip("libTapeLibrary.so is not built beside the tests") }
+        let (binary, prefix) = try fixture.compileHost(wait: 10)
+        let plugin = prefix[0]
         var paths: [String] = []
         for index in 0..<2 {
             _ = try archive(fixture, "c\(index)", size: 3 << 20, seed: UInt64(20 + index))

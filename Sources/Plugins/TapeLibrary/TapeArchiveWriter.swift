@@ -118,8 +118,15 @@ final class TapeArchiveWriter: ArchiveWriter {
         pendingPrefix -= prefixPart
         volume.hostBytesWritten += UInt64(count - prefixPart)
         pendingFront += count
-        if pendingFront > 8 << 20 {
-            pending.removeFirst(pendingFront)
+        if pendingFront >= 1 << 20 {
+            // Shift the rest down in place: the buffer keeps its capacity, so the stream
+            // flows through the same pages instead of fresh allocations.
+            let rest = pending.count - pendingFront
+            let front = pendingFront
+            pending.withUnsafeMutableBytes { raw in
+                if rest > 0 { memmove(raw.baseAddress!, raw.baseAddress! + front, rest) }
+            }
+            pending.removeLast(front)
             pendingFront = 0
         }
     }
