@@ -58,15 +58,6 @@ final class TapeFileReader {
         return Array(out[0..<done])
     }
 
-    /// Reads the file to its filemark.
-    func readAll(limit: Int = 64 << 20) throws -> [UInt8] {
-        var out: [UInt8] = []
-        while !finished && out.count < limit {
-            out += try read(TapeFormat.recordSize)
-        }
-        return out
-    }
-
     /// Reads the headers at the start of a tape file up to its first non-extended member:
     /// returns that header, the pax records that applied to it ('g' records prefixed
     /// "global:"), its content when it is one of dpm's own `dpm-tape/` members (else
@@ -79,6 +70,7 @@ final class TapeFileReader {
             let block = try read(TarHeader.blockSize)
             guard block.count == TarHeader.blockSize, let header = TarHeader.parse(block[...]) else { return nil }
             consumed += UInt64(TarHeader.blockSize)
+            guard header.size <= 1 << 40 else { return nil }
             let padded = Int(header.size) + TarHeader.padding(header.size)
             if header.isExtended {
                 guard padded <= 1 << 20 else { return nil }

@@ -133,7 +133,7 @@ enum TapeRecatalog {
             archive.volumes = volumes.map { .object(["medium": .string($0.barcode), "file": .number(Double($0.file)),
                                                      "bytes": .number(Double($0.bytes)), "sequence": .number(Double($0.sequence))]) }
             state.archives.append(ArchiveRecord(description: archive, pool: description.pool, colocate: description.colocate,
-                                                retentionDays: Int(description.expires.timeIntervalSince(description.time) / 86_400),
+                                                retentionDays: Int(max(0, min(40_000, description.expires.timeIntervalSince(description.time) / 86_400))),
                                                 volumes: volumes))
             state.foundVolumes[name] = nil
         }

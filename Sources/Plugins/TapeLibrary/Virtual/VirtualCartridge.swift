@@ -76,9 +76,9 @@ final class VirtualCartridge {
         if marksSize > 0 && pread(marksFD, &raw, marksSize, 0) != marksSize {
             throw TapeDeviceError.system("cartridge \(barcode): read \(base).marks")
         }
-        filemarks = stride(from: 0, to: marksSize / 8 * 8, by: 8).map { Int(Self.u64(raw, $0)) }
+        filemarks = stride(from: 0, to: marksSize / 8 * 8, by: 8).map { Int(truncatingIfNeeded: Self.u64(raw, $0)) }
         usedBytes = size(dataFD)
-        guard filemarks.allSatisfy({ $0 < blockCount }) else {
+        guard filemarks.allSatisfy({ $0 >= 0 && $0 < blockCount }), filemarks == filemarks.sorted() else {
             throw TapeDeviceError(EIO, "cartridge \(barcode): filemark directory points past the end of data; the cartridge is damaged")
         }
     }
@@ -95,7 +95,11 @@ final class VirtualCartridge {
             throw TapeDeviceError(EIO, "cartridge \(barcode): block \(number) is missing from its index")
         }
         let length = Int(UInt32(raw[8]) | UInt32(raw[9]) << 8 | UInt32(raw[10]) << 16 | UInt32(raw[11]) << 24)
-        return Block(offset: Self.u64(raw, 0), length: length, isFilemark: raw[12] == 1)
+        let offset = Self.u64(raw, 0)
+        guard offset <= usedBytes, UInt64(length) <= usedBytes - offset else {
+            throw TapeDeviceError(EIO, "cartridge \(barcode): block \(number) points outside its data file; the cartridge is damaged")
+        }
+        return Block(offset: offset, length: length, isFilemark: raw[12] == 1)
     }
 
     /// Reads record `block` into `buffer`, which must be large enough.
