@@ -40,6 +40,8 @@ let package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/System/CZstd"),
         .systemLibrary(name: "CCrypto", path: "Sources/System/CCrypto"),
         .systemLibrary(name: "CLinux", path: "Sources/System/CLinux"),
+        // The Linux st (mtio) ioctls and structs, and flock, for TapeLibrary.
+        .systemLibrary(name: "CTape", path: "Sources/System/CTape"),
 
         // POSIX pax archives (what GNU tar reads): long-term copies and tape files.
         .target(name: "PaxArchive", path: "Sources/PaxArchive"),
@@ -48,7 +50,11 @@ let package = Package(
 
         plugin("HyperVHost", extraDependencies: ["CLinux"]),
         plugin("GuestApp"),
-        plugin("TapeLibrary"),
+        // TapeLibrary's code is in TapeLibraryCore so that its tests can link it without the
+        // plugin's exported entry symbol (which HyperVHost's tests already bring).
+        .target(name: "TapeLibraryCore", dependencies: ["PluginAPI", "CTape"], path: "Sources/Plugins/TapeLibrary", exclude: ["Entry"]),
+        .target(name: "TapeLibrary", dependencies: ["PluginAPI", "TapeLibraryCore"], path: "Sources/Plugins/TapeLibrary/Entry",
+                linkerSettings: pluginLinkerSettings),
         plugin("OnlineTier"),
 
         .executableTarget(name: "dpm", dependencies: ["Host"]),
@@ -62,6 +68,7 @@ let package = Package(
         .testTarget(name: "PaxArchiveTests", dependencies: ["PaxArchive", "TestSupport"]),
         .testTarget(name: "HostTests", dependencies: ["Host", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HyperVHostTests", dependencies: ["HyperVHost", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "TapeLibraryTests", dependencies: ["TapeLibraryCore", "TestSupport"], exclude: ["Fixtures"]),
         // Drives the built `dpm` binary and plugin libraries against real tools.
         .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),
     ],

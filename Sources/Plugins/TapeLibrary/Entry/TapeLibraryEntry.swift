@@ -1,5 +1,6 @@
 import DPMPluginABI
 import PluginAPI
+import TapeLibraryCore
 
 /// The plugin's exported entry point (see dpm_plugin.h).
 @_cdecl("dpm_plugin_entry")
