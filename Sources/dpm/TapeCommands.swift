@@ -81,9 +81,14 @@ enum TapeCommands {
         if let name = invocation.positionals.first { args["library"] = .string(name) }
         return try run(invocation, "library.inventory", args) { reply, out in
             let elements = reply["elements"]?.arrayValue ?? []
-            out.table(["ELEMENT", "STATE", "BARCODE", "TAPE STATE", "NOTE"], elements.map {
-                ["\($0["type"]?.stringValue ?? "") \(cell($0["index"]))", ($0["full"]?.boolValue ?? false) ? "full" : "empty",
-                 $0["barcode"]?.stringValue ?? "", $0["tape_state"]?.stringValue ?? "", $0["note"]?.stringValue ?? ""]
+            let counters = Dictionary((reply["cartridges"]?.arrayValue ?? []).compactMap { cartridge in
+                cartridge["barcode"]?.stringValue.map { ($0, cartridge) } }) { first, _ in first }
+            out.table(["ELEMENT", "STATE", "BARCODE", "TAPE STATE", "USED", "READ", "WRITTEN"], elements.map { element in
+                let counter = element["barcode"]?.stringValue.flatMap { counters[$0] }
+                func bytes(_ key: String) -> String { (counter?[key]?.numberValue).map { ByteFormat.string(UInt64($0)) } ?? "" }
+                return [element["element"]?.stringValue ?? "", (element["full"]?.boolValue ?? false) ? "full" : "empty",
+                        element["barcode"]?.stringValue ?? "", element["tape_state"]?.stringValue ?? "",
+                        bytes("used_bytes"), bytes("bytes_read"), bytes("bytes_written")]
             })
         }
     }
@@ -91,11 +96,11 @@ enum TapeCommands {
     static let list = CommandDefinition(path: ["tape", "list"], summary: "List the tapes: state, pool, use, expiry, where they are.", arguments: "") { invocation in
         try run(invocation, "tape.list", [:]) { reply, out in
             let tapes = reply["tapes"]?.arrayValue ?? []
-            out.table(["BARCODE", "STATE", "POOL", "SET", "USED", "EXPIRES", "LOCATION"], tapes.map {
+            out.table(["BARCODE", "STATE", "POOL", "SET", "FILES", "WRITTEN", "EXPIRES", "LOCATION"], tapes.map {
                 [$0["barcode"]?.stringValue ?? "", $0["state"]?.stringValue ?? "", $0["pool"]?.stringValue ?? "",
-                 $0["media_set"]?.stringValue.map { String($0.prefix(8)) } ?? "",
-                 ($0["used_bytes"]?.numberValue).map { ByteFormat.string(UInt64($0)) } ?? "",
-                 $0["expires"]?.stringValue ?? "", $0["location"]?.stringValue ?? ""]
+                 mediaSet($0),
+                 cell($0["files"]), ($0["bytes_written"]?.numberValue).map { ByteFormat.string(UInt64($0)) } ?? "",
+                 $0["furthest_expiry"]?.stringValue ?? "", $0["location"]?.stringValue ?? ""]
             })
         }
     }
@@ -182,6 +187,12 @@ enum TapeCommands {
         positionals: 1...1
     ) { invocation in
         try TierCopyCommand.run(invocation, tier: tier)
+    }
+
+    /// "SET/SEQUENCE" of a tape in a media set, the set's id shortened.
+    static func mediaSet(_ tape: JSONValue) -> String {
+        guard let set = tape["media_set"]?.stringValue else { return "" }
+        return "\(set.prefix(8))/\(cell(tape["sequence"]))"
     }
 
     static func cell(_ value: JSONValue?) -> String {
