@@ -14,10 +14,13 @@
 #   - an ext4 disk as the first virtio-blk device (/dev/vda), mounted on /mnt;
 #   - a virtio-serial port named org.qemu.guest_agent.0 (qemu-ga runs on it, state in /run);
 #   - optionally a port named org.dpm.test.0: the test channel (see "Test channel" in /init);
-#   - the console on ttyS0, where it prints "DPM-GUEST-READY <kernel>" once qemu-ga runs.
+#   - the console on ttyS0, where it prints "DPM-GUEST-READY KERNEL agent=… writer=… test-channel=…"
+#     once qemu-ga runs (or "DPM-GUEST-FAILED WHAT" when a step failed).
 # Kernel command line options (after the usual console=ttyS0 …):
-#   dpm.writer=MS   append numbered records to /mnt/records every MS milliseconds, each
-#                   followed by `sync` (record format in /init)
+#   dpm.writer=MS        append numbered records to /mnt/records every MS milliseconds, each
+#                        followed by `sync` (record format in /init)
+#   dpm.agent=off        do not start qemu-ga (its port stays closed)
+#   dpm.agent-block=A,B  start qemu-ga with --block-rpcs=A,B (those commands disabled)
 set -euo pipefail
 
 repository="$(cd "$(dirname "$0")/.." && pwd)"
@@ -117,9 +120,21 @@ while [ ! -b /dev/vda ] || ! port org.qemu.guest_agent.0 >/dev/null; do
   [ $waited -lt 1500 ] || { echo "DPM-GUEST-FAILED no /dev/vda or guest-agent port"; exec sleep 2147483647; }
 done
 mount -t ext4 /dev/vda /mnt || { echo "DPM-GUEST-FAILED mount /dev/vda"; exec sleep 2147483647; }
-qemu-ga -m virtio-serial -p "$(port org.qemu.guest_agent.0)" -d -t /run -f /run/qemu-ga.pid \
-  || { echo "DPM-GUEST-FAILED qemu-ga"; exec sleep 2147483647; }
-while [ ! -s /run/qemu-ga.pid ]; do usleep 10000; done
+writer=""
+agent=on
+block=""
+for option in $(cat /proc/cmdline); do
+  case "$option" in
+    dpm.writer=*) writer="${option#dpm.writer=}" ;;
+    dpm.agent=off) agent=off ;;
+    dpm.agent-block=*) block="--block-rpcs=${option#dpm.agent-block=}" ;;
+  esac
+done
+if [ "$agent" = on ]; then
+  qemu-ga -m virtio-serial -p "$(port org.qemu.guest_agent.0)" -d -t /run -f /run/qemu-ga.pid $block \
+    || { echo "DPM-GUEST-FAILED qemu-ga"; exec sleep 2147483647; }
+  while [ ! -s /run/qemu-ga.pid ]; do usleep 10000; done
+fi
 
 # The writer (dpm.writer=MS): appends records to /mnt/records and syncs after each. A record
 # is written by one write(2) (printf, a builtin, flushes once), so a freeze never splits it. A record
@@ -141,11 +156,7 @@ writer() {
     [ "$interval" -gt 0 ] && usleep "$interval"
   done
 }
-for option in $(cat /proc/cmdline); do
-  case "$option" in
-    dpm.writer=*) writer "${option#dpm.writer=}" & echo $! > /run/writer.pid ;;
-  esac
-done
+[ -n "$writer" ] && { writer "$writer" & echo $! > /run/writer.pid; }
 
 # Test channel (port org.dpm.test.0): one command per line, one reply line each.
 #   records   -> the number of whole records in /mnt/records now
@@ -201,7 +212,7 @@ if [ -n "$channel" ]; then
     done
   ) &
 fi
-echo "DPM-GUEST-READY $(cat /proc/sys/kernel/osrelease) test-channel=${channel:-none}"
+echo "DPM-GUEST-READY $(cat /proc/sys/kernel/osrelease) agent=$agent writer=${writer:-off} test-channel=${channel:-none}"
 exec sleep 2147483647
 INIT
 chmod 755 "$tree/init"

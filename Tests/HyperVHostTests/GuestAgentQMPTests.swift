@@ -56,19 +56,11 @@ final class GuestAgentQMPTests: XCTestCase {
 
         // A client that went away without reading its replies (the agent's write waits for
         // the next client): they reach the next client first, and are skipped.
-        let earlier = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (index, byte) in peer.path.utf8.enumerated() { raw[index] = byte } }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(earlier, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        XCTAssertEqual(connected, 0)
-        shutdown(earlier, Int32(SHUT_RD))
-        let leftovers = Array("{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":5}}\n{\"execute\":\"guest-info\"}\n".utf8)
-        XCTAssertEqual(leftovers.withUnsafeBytes { send(earlier, $0.baseAddress, $0.count, 0) }, leftovers.count)
+        let earlier = try TestLineSocket(path: peer.path)
+        earlier.shutdownReading()
+        try earlier.send(line: "{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":5}}\n{\"execute\":\"guest-info\"}")
         try waitFor("the earlier client's commands") { peer.commands.suffix(2) == ["guest-sync-delimited", "guest-info"] }
-        Glibc.close(earlier)
+        earlier.close()
         let next = try GuestAgentClient(path: peer.path)
         XCTAssertEqual(try next.execute("guest-ping", timeout: 2), .object([:]), "its own reply, not a stale one")
         XCTAssertEqual(try next.freezeStatus(), "thawed")

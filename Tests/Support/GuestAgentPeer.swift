@@ -66,19 +66,7 @@ public final class GuestAgentPeer {
         currentBehaviour = behaviour
         self.filesystems = filesystems
         self.blocked = blocked
-        unlink(path)
-        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in path.utf8.enumerated() where index < raw.count - 1 { raw[index] = byte }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, listen(listener, 8) == 0 else {
-            throw TestMonitor.Failure(description: "guest agent peer: cannot listen on \(path): \(String(cString: strerror(errno)))")
-        }
+        listener = try TestUnixSocket.listen(path, backlog: 8)
         let thread = Thread { [self] in acceptLoop() }
         thread.start()
     }

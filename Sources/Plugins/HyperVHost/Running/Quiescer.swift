@@ -5,10 +5,14 @@ import PluginAPI
 /// consistent it is and why.
 ///
 /// Online, when every condition dpm can check holds: the VM runs; its guest agent (the
-/// backup integration) is configured and answers; the guest's filesystems are not already
-/// frozen by someone else; every filesystem the agent lists is one that can be frozen.
-/// Then: pre-freeze hook, `guest-fsfreeze-freeze`, the point, `guest-fsfreeze-thaw`,
-/// post-thaw hook. Application-consistent with a successful pre-freeze hook, else
+/// backup integration) is configured; QEMU shows the agent's channel free and the guest's
+/// port open (`AgentChannel`); the agent answers and has freeze and thaw enabled; the
+/// guest's filesystems are not already frozen by someone else; every filesystem the agent
+/// lists is one that can be frozen. Then: pre-freeze hook, `guest-fsfreeze-freeze`, which
+/// must freeze something and leave `guest-fsfreeze-status` saying "frozen", the point,
+/// `guest-fsfreeze-thaw`, post-thaw hook. The hooks run outside the freeze (a hook that
+/// waits for a frozen filesystem would deadlock) and must not use the agent's channel,
+/// which dpm holds throughout. Application-consistent with a successful pre-freeze hook, else
 /// filesystem-consistent. The other conditions of behaviour 2 have no Linux counterpart
 /// (shadow storage) or cannot be seen from the host (dynamic disks).
 ///
