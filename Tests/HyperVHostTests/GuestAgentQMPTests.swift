@@ -54,6 +54,18 @@ final class GuestAgentQMPTests: XCTestCase {
                                        "guest-fsfreeze-status", "guest-fsfreeze-thaw", "guest-get-fsinfo", "guest-exec"])
         agent.close()
 
+        // A client that went away without reading its replies (the agent's write waits for
+        // the next client): they reach the next client first, and are skipped.
+        let earlier = try TestLineSocket(path: peer.path)
+        earlier.shutdownReading()
+        try earlier.send(line: "{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":5}}\n{\"execute\":\"guest-info\"}")
+        try waitFor("the earlier client's commands") { peer.commands.suffix(2) == ["guest-sync-delimited", "guest-info"] }
+        earlier.close()
+        let next = try GuestAgentClient(path: peer.path)
+        XCTAssertEqual(try next.execute("guest-ping", timeout: 2), .object([:]), "its own reply, not a stale one")
+        XCTAssertEqual(try next.freezeStatus(), "thawed")
+        next.close()
+
         let hung = try GuestAgentPeer(path: root + "/hung.sock", behaviour: .hangOnFreeze, filesystems: nil)
         defer { hung.stop() }
         let stuck = try GuestAgentClient(path: hung.path)
@@ -74,7 +86,7 @@ final class GuestAgentQMPTests: XCTestCase {
         XCTAssertTrue(expired.mayHaveFired)
         expired.disarm()
         Thread.sleep(forTimeInterval: 0.4)
-        XCTAssertEqual(peer.commands, ["guest-fsfreeze-thaw"], "the disarmed watchdog sent nothing")
+        XCTAssertEqual(peer.commands, ["guest-sync-delimited", "guest-fsfreeze-thaw"], "the disarmed watchdog sent nothing; the other synchronised first")
         XCTAssertNotEqual(peer.log.first?.clientPID, getpid(), "sent by the watchdog process")
 
         try TestSupport.require("qemu-system-x86_64")
@@ -137,6 +149,9 @@ final class GuestAgentQMPTests: XCTestCase {
         XCTAssertEqual(status, "running")
         XCTAssertTrue(frozen, "online: the point is taken while the guest is frozen")
         XCTAssertTrue(outcome.reason.contains("no application hook"), outcome.reason)
+        XCTAssertTrue(outcome.reason.contains("guest-fsfreeze-status said 'frozen' before the point"), outcome.reason)
+        XCTAssertEqual(peer.commands, ["guest-sync-delimited", "guest-info", "guest-fsfreeze-status", "guest-get-fsinfo",
+                                       "guest-fsfreeze-freeze", "guest-fsfreeze-status", "guest-fsfreeze-thaw"])
 
         let hookLog = root + "/hooks.log"
         (outcome, _, frozen) = try take(vm(agent: peer.path, pre: "echo \"pre $DPM_VM_NAME\" >> \(hookLog)", post: "echo post >> \(hookLog)"), peer: peer)
@@ -164,6 +179,20 @@ final class GuestAgentQMPTests: XCTestCase {
             XCTAssertTrue(outcome.reason.contains("could not freeze"), outcome.reason)
             XCTAssertEqual(bad.commands.last, "guest-fsfreeze-thaw", "\(behaviour): \(bad.commands)")
         }
+        let blocked = try GuestAgentPeer(path: root + "/blocked.sock", blocked: ["guest-fsfreeze-freeze"])
+        defer { blocked.stop() }
+        (outcome, status, _) = try take(vm(agent: blocked.path), peer: blocked)
+        XCTAssertEqual(status, "paused")
+        XCTAssertTrue(outcome.reason.contains("has guest-fsfreeze-freeze disabled"), outcome.reason)
+        XCTAssertEqual(blocked.commands, ["guest-sync-delimited", "guest-info"], "no freeze is tried")
+
+        let empty = try GuestAgentPeer(path: root + "/empty.sock", filesystems: [])
+        defer { empty.stop() }
+        (outcome, status, _) = try take(vm(agent: empty.path), peer: empty)
+        XCTAssertEqual(status, "paused", "a freeze of nothing is no freeze")
+        XCTAssertTrue(outcome.reason.contains("froze 0 filesystem(s)"), outcome.reason)
+        XCTAssertEqual(empty.commands.last, "guest-fsfreeze-thaw")
+
         (outcome, _, _) = try take(vm(agent: root + "/nobody.sock"), peer: nil)
         XCTAssertTrue(outcome.reason.contains("does not answer"), outcome.reason)
     }

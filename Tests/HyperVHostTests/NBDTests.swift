@@ -134,7 +134,7 @@ final class FakeNBDServer {
 
     init(path: String, reply: @escaping (UInt64, UInt64, UInt32) -> [UInt8]) throws {
         self.path = path
-        fd = try FakeListener.listen(path, backlog: 2)
+        fd = try TestUnixSocket.listen(path, backlog: 2)
         let listener = fd
         Thread {
             let client = accept(listener, nil, nil)

@@ -210,7 +210,7 @@ final class FakeListener {
 
     init(path: String, serve: @escaping (Int32) -> Void) throws {
         self.path = path
-        fd = try FakeListener.listen(path, backlog: 4)
+        fd = try TestUnixSocket.listen(path, backlog: 4)
         let listener = fd
         Thread {
             while true {
@@ -221,20 +221,6 @@ final class FakeListener {
                 close(client)
             }
         }.start()
-    }
-
-    /// A listening unix socket at `path` (replacing any file there).
-    static func listen(_ path: String, backlog: Int32) throws -> Int32 {
-        unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (index, byte) in path.utf8.enumerated() { raw[index] = byte } }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard fd >= 0, bound == 0, Glibc.listen(fd, backlog) == 0 else { throw CocoaError(.fileWriteUnknown) }
-        return fd
     }
 
     func stop() {

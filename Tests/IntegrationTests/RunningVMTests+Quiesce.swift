@@ -20,8 +20,8 @@ extension RunningVMTests {
         XCTAssertEqual(point["consistency"] as? String, "application", "\(point)")
         XCTAssertEqual(point["pause_ms"] as? Int, 0, "online: the VM runs on")
         XCTAssertTrue((point["reason"] as? String ?? "").hasPrefix("online: the guest agent froze 2 filesystem(s)"), "\(point)")
-        XCTAssertEqual(peer.commands, ["guest-sync-delimited", "guest-ping", "guest-fsfreeze-status", "guest-get-fsinfo",
-                                       "guest-fsfreeze-freeze", "guest-fsfreeze-thaw"])
+        XCTAssertEqual(peer.commands, ["guest-sync-delimited", "guest-info", "guest-fsfreeze-status", "guest-get-fsinfo",
+                                       "guest-fsfreeze-freeze", "guest-fsfreeze-status", "guest-fsfreeze-thaw"])
         XCTAssertFalse(peer.frozen)
         XCTAssertEqual(try String(contentsOfFile: hooks, encoding: .utf8), "pre vm\npost\n")
         let disks = try recover(try XCTUnwrap(point["id"] as? String)).map(rawContent)

@@ -2,8 +2,14 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// Helpers of RunningVMTests: a VM under a real QEMU, dpm runs, recoveries and the checks
-/// every test ends with.
+/// A test case that backs up a running VM through the dpm binary: its data directory under
+/// `root`, the VM's QEMU and the VM's id in dpm (RunningVMTests, RealGuestTests).
+protocol RunningVMHarness: XCTestCase {
+    var root: String { get }
+    var qemu: TestQEMU! { get }
+    var vmID: String { get }
+}
+
 extension RunningVMTests {
     /// Creates the disks (a 64 MiB VHDX with 1 MiB blocks and a 64 MiB qcow2, each with
     /// `prefill` bytes of 0x01 from 8 MiB), starts QEMU on them (guest running) and registers
@@ -25,6 +31,11 @@ extension RunningVMTests {
         addTeardownBlock { [weak self] in self?.assertNothingLeft() }
         return qemu
     }
+}
+
+/// dpm runs, recoveries and the checks every test ends with.
+extension RunningVMHarness {
+    var data: String { root + "/data" }
 
     @discardableResult
     func dpm(_ arguments: [String], environment: [String: String] = [:], expect status: Int32? = 0,
@@ -36,19 +47,19 @@ extension RunningVMTests {
         return result
     }
 
-    /// Runs `dpm backup vm MODE --json`; returns the report and its recovery point.
-    func backup(_ mode: String = "--incremental", environment: [String: String] = [:],
+    /// Runs `dpm backup VM MODE --json`; returns the report and its recovery point.
+    func backup(_ mode: String = "--incremental", vm: String = "vm", environment: [String: String] = [:],
                 file: StaticString = #filePath, line: UInt = #line) throws -> (report: [String: Any], point: [String: Any]) {
-        let result = try dpm(["backup", "vm", mode, "--json"], environment: environment, file: file, line: line)
+        let result = try dpm(["backup", vm, mode, "--json"], environment: environment, file: file, line: line)
         let report = try XCTUnwrap(try result.json() as? [String: Any], file: file, line: line)
         return (report, try XCTUnwrap(report["recovery_point"] as? [String: Any], file: file, line: line))
     }
 
-    /// Recovers a point's disks (`--copy-disks`) and returns their paths, in disk order.
-    func recover(_ rp: String) throws -> [String] {
+    /// Recovers a point's disks (`--copy-disks`, as vhdx or raw) and returns their paths, in disk order.
+    func recover(_ rp: String, vm: String = "vm", format: String = "vhdx") throws -> [String] {
         let directory = root + "/out-\(UUID().uuidString.prefix(6))"
-        try dpm(["recover", "vm", "--rp", rp, "--copy-disks", directory])
-        return qemu.disks.map { directory + "/" + (($0.path as NSString).lastPathComponent as NSString).deletingPathExtension + ".vhdx" }
+        try dpm(["recover", vm, "--rp", rp, "--copy-disks", directory, "--format", format])
+        return qemu.disks.map { directory + "/" + (($0.path as NSString).lastPathComponent as NSString).deletingPathExtension + "." + format }
     }
 
     /// Asserts that a recovered point equals the live disks, compared by `qemu-img compare`
@@ -79,7 +90,8 @@ extension RunningVMTests {
         for (node, names) in objects.bitmaps {
             XCTAssertLessThanOrEqual(names.count, 1, "stale bitmaps on \(node): \(names)", file: file, line: line)
         }
-        let scratch = ((try? FileManager.default.contentsOfDirectory(atPath: root + "/vm")) ?? []).filter { $0.hasPrefix(".dpm") }
+        let folders = Set(qemu.disks.map { ($0.path as NSString).deletingLastPathComponent })
+        let scratch = folders.flatMap { (try? FileManager.default.contentsOfDirectory(atPath: $0)) ?? [] }.filter { $0.hasPrefix(".dpm") }
         XCTAssertEqual(scratch, [], "scratch files left", file: file, line: line)
         let sockets = (FileManager.default.enumerator(atPath: data)?.allObjects as? [String] ?? []).filter { $0.hasSuffix("nbd.sock") }
             + ((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix(prefix) }

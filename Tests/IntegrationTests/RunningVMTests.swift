@@ -5,9 +5,8 @@ import XCTest
 /// Backups of running VMs end to end through the dpm binary, against a real
 /// qemu-system-x86_64 (TCG, no guest OS; the guest's writes are qemu-io commands through a
 /// QMP monitor of the test's own) and a guest-agent peer written for the tests.
-final class RunningVMTests: XCTestCase {
+final class RunningVMTests: XCTestCase, RunningVMHarness {
     var root = ""
-    var data: String { root + "/data" }
     var qemu: TestQEMU!
     var vmID = ""
 

@@ -8,36 +8,20 @@ public final class TestMonitor {
         public var description: String
     }
 
-    private var fd: Int32 = -1
-    private var buffer: [UInt8] = []
+    private let connection: TestLineSocket
     private let lock = NSLock()
 
     public init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in path.utf8.enumerated() where index < raw.count - 1 { raw[index] = byte }
+        do {
+            connection = try TestLineSocket(path: path)
+        } catch {
+            throw Failure(description: "\(error)")
         }
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard status == 0 else {
-            close()
-            throw Failure(description: "cannot connect to \(path): \(String(cString: strerror(errno)))")
-        }
-        var timeout = timeval(tv_sec: 20, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         _ = try readMessage()  // greeting
         try execute("qmp_capabilities")
     }
 
-    deinit { close() }
-
-    public func close() {
-        if fd >= 0 { Glibc.close(fd) }
-        fd = -1
-    }
+    public func close() { connection.close() }
 
     /// Runs a command; returns its `return` value, throws its `error`.
     @discardableResult
@@ -46,10 +30,11 @@ public final class TestMonitor {
         defer { lock.unlock() }
         var message: [String: Any] = ["execute": command]
         if let arguments { message["arguments"] = arguments }
-        var line = [UInt8](try JSONSerialization.data(withJSONObject: message))
-        line.append(0x0A)
-        let sent = line.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard sent == line.count else { throw Failure(description: "\(command): send failed") }
+        do {
+            try connection.send([UInt8](try JSONSerialization.data(withJSONObject: message)) + [0x0A])
+        } catch {
+            throw Failure(description: "\(command): \(error)")
+        }
         while true {
             let reply = try readMessage()
             if reply["event"] != nil { continue }
@@ -68,19 +53,13 @@ public final class TestMonitor {
 
     private func readMessage() throws -> [String: Any] {
         while true {
-            if let newline = buffer.firstIndex(of: 0x0A) {
-                let line = Array(buffer[..<newline])
-                buffer.removeFirst(newline + 1)
-                if line.isEmpty { continue }
-                guard let object = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-                    throw Failure(description: "not a JSON object: \(String(decoding: line, as: UTF8.self))")
-                }
-                return object
+            let line: [UInt8]
+            do { line = try connection.readLine() } catch { throw Failure(description: "QMP: \(error)") }
+            if line.isEmpty { continue }
+            guard let object = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                throw Failure(description: "not a JSON object: \(String(decoding: line, as: UTF8.self))")
             }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            guard count > 0 else { throw Failure(description: "QMP connection closed or timed out") }
-            buffer += chunk[0..<count]
+            return object
         }
     }
 }

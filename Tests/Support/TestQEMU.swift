@@ -18,27 +18,53 @@ public final class TestQEMU {
     public enum Wiring {
         /// `-machine none` with a named block backend (drive0, …) per disk.
         case drives
-        /// A q35 machine with a virtio-blk device per drive (the guest CPU halts in firmware).
+        /// A q35 machine with a virtio-blk device per drive (the guest CPU halts in firmware,
+        /// unless `Boot` gives it a kernel).
         case devices
         /// `-machine none` with `-blockdev` nodes only: no backend, no device.
         case nodesOnly
     }
 
+    /// A Linux guest to boot on a `.devices` machine (see TestGuest): kernel, initramfs and
+    /// command line, the console into a file, and virtio-serial ports whose host ends are
+    /// unix-socket servers (`server=on,wait=off`).
+    public struct Boot {
+        public var kernel: String
+        public var initrd: String
+        public var commandLine: String
+        public var console: String
+        /// (port name in the guest, socket path on the host)
+        public var ports: [(name: String, socket: String)]
+        public var memoryMiB = 256
+
+        public init(kernel: String, initrd: String, commandLine: String, console: String, ports: [(name: String, socket: String)]) {
+            self.kernel = kernel
+            self.initrd = initrd
+            self.commandLine = commandLine
+            self.console = console
+            self.ports = ports
+        }
+    }
+
     public let directory: String
     public let disks: [Disk]
     public let wiring: Wiring
+    public let boot: Boot?
     public var qmpSocket: String { directory + "/qmp.sock" }
     public var testSocket: String { directory + "/qmp-test.sock" }
+    /// Every socket QEMU serves, removed when it stops.
+    private var sockets: [String] { [qmpSocket, testSocket] + (boot?.ports.map(\.socket) ?? []) }
     public private(set) var pid: pid_t = 0
     public private(set) var monitor: TestMonitor!
     private var process: Process?
 
     /// Starts QEMU and connects the test monitor.
-    public init(_ test: XCTestCase, directory: String, disks: [Disk], wiring: Wiring = .drives) throws {
+    public init(_ test: XCTestCase, directory: String, disks: [Disk], wiring: Wiring = .drives, boot: Boot? = nil) throws {
         try TestSupport.require("qemu-system-x86_64")
         self.directory = directory
         self.disks = disks
-        self.wiring = wiring
+        self.wiring = boot == nil ? wiring : .devices
+        self.boot = boot
         try start()
         // Strong: the test may have dropped its last reference before teardown.
         test.addTeardownBlock { self.stop() }
@@ -49,7 +75,15 @@ public final class TestQEMU {
     public var arguments: [String] {
         var arguments = ["-accel", "tcg", "-nodefaults", "-display", "none", "-S",
                          "-qmp", "unix:\(qmpSocket),server=on,wait=off", "-qmp", "unix:\(testSocket),server=on,wait=off"]
-        arguments += wiring == .devices ? ["-machine", "q35", "-boot", "reboot-timeout=-1", "-m", "64"] : ["-machine", "none"]
+        arguments += wiring == .devices ? ["-machine", "q35", "-boot", "reboot-timeout=-1", "-m", "\(boot?.memoryMiB ?? 64)"] : ["-machine", "none"]
+        if let boot {
+            arguments += ["-kernel", boot.kernel, "-initrd", boot.initrd, "-append", boot.commandLine, "-no-reboot",
+                          "-serial", "file:\(boot.console)", "-device", "virtio-serial-pci"]
+            for (index, port) in boot.ports.enumerated() {
+                arguments += ["-chardev", "socket,id=port\(index),path=\(port.socket),server=on,wait=off",
+                              "-device", "virtserialport,chardev=port\(index),name=\(port.name)"]
+            }
+        }
         for (index, disk) in disks.enumerated() {
             if wiring == .nodesOnly {
                 arguments += ["-blockdev", "driver=file,node-name=file\(index),filename=\(disk.path)",
@@ -64,7 +98,7 @@ public final class TestQEMU {
 
     /// Starts (or restarts) the process; the guest is left paused in "prelaunch" (-S).
     public func start() throws {
-        for socket in [qmpSocket, testSocket] { unlink(socket) }
+        for socket in sockets { unlink(socket) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestSupport.which("qemu-system-x86_64") ?? "/usr/bin/qemu-system-x86_64")
         process.arguments = arguments
@@ -99,7 +133,7 @@ public final class TestQEMU {
             if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() }
         }
         process = nil
-        for socket in [qmpSocket, testSocket] { unlink(socket) }
+        for socket in sockets { unlink(socket) }
     }
 
     /// Kills the process with SIGKILL, as a host crash would: nothing is flushed or stored.
@@ -110,7 +144,7 @@ public final class TestQEMU {
             process.waitUntilExit()
         }
         process = nil
-        for socket in [qmpSocket, testSocket] { unlink(socket) }
+        for socket in sockets { unlink(socket) }
     }
 
     public func restart() throws {

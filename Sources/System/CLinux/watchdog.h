@@ -15,7 +15,11 @@
  * - Closing arm_fd without 'D' (the parent gave up, or died: the kernel closes it) or
  *   letting deadline_ms pass fires it: the child connects to `path` and sends each
  *   '\n'-terminated line of `script`, waiting after each for a reply line that contains
- *   "return" or "error" (QMP and guest-agent replies; events and greetings are skipped). It
+ *   "return" or "error" (QMP and guest-agent replies; events and greetings are skipped).
+ *   When `first_reply` is not NULL, the first line's reply is instead the first one that
+ *   contains `first_reply`: a guest agent's channel may hold stale replies of an earlier
+ *   client, so the script starts with 0xFF and guest-sync-delimited, and `first_reply` is
+ *   the unique id followed by '}'. It
  *   retries for retry_ms, then exits: 0 delivered, 1 not.
  * - The child leaves the parent's session (Ctrl-C of the backup does not reach it), ignores
  *   SIGINT/SIGTERM/SIGHUP/SIGPIPE, and closes every inherited descriptor, so it holds no
@@ -55,7 +59,8 @@ static inline int dpm_watchdog_wait(int fd, short events, long until_ms) {
 }
 
 /* One delivery attempt over a fresh connection; 0 when every line got a reply. */
-static inline int dpm_watchdog_deliver(const char *path, const char *script, size_t script_len, int timeout_ms) {
+static inline int dpm_watchdog_deliver(const char *path, const char *script, size_t script_len, const char *first_reply,
+                                       int timeout_ms) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;
     struct sockaddr_un address;
@@ -70,7 +75,10 @@ static inline int dpm_watchdog_deliver(const char *path, const char *script, siz
         if (dpm_watchdog_wait(fd, POLLOUT, until) != 1) { close(fd); return -1; }
     }
     size_t position = 0;
+    size_t marker_len = first_reply ? strlen(first_reply) : 0;
+    if (marker_len > 32) { close(fd); return -1; }
     while (position < script_len) {
+        const char *marker = position == 0 ? first_reply : NULL;
         const char *newline = memchr(script + position, '\n', script_len - position);
         size_t line_len = newline ? (size_t)(newline - (script + position)) + 1 : script_len - position;
         size_t sent = 0;
@@ -82,9 +90,9 @@ static inline int dpm_watchdog_deliver(const char *path, const char *script, siz
             return -1;
         }
         position += line_len;
-        /* Scan replies for "return" or "error"; keep the last 8 bytes across reads so a word
-         * split between two reads is still found. */
-        char window[4096 + 8];
+        /* Scan replies for "return" or "error" (or the marker); keep the last 32 bytes across
+         * reads so a word split between two reads is still found. */
+        char window[4096 + 32];
         size_t kept = 0;
         int answered = 0;
         while (!answered) {
@@ -97,10 +105,15 @@ static inline int dpm_watchdog_deliver(const char *path, const char *script, siz
                 return -1;
             }
             size_t total = kept + (size_t)got;
-            for (size_t i = 0; i + 6 <= total && !answered; i++) {
-                if ((i + 7 <= total && memcmp(window + i, "\"return", 7) == 0) || memcmp(window + i, "\"error", 6) == 0) answered = 1;
+            for (size_t i = 0; i < total && !answered; i++) {
+                if (marker) {
+                    if (i + marker_len <= total && memcmp(window + i, marker, marker_len) == 0) answered = 1;
+                } else if ((i + 7 <= total && memcmp(window + i, "\"return", 7) == 0)
+                           || (i + 6 <= total && memcmp(window + i, "\"error", 6) == 0)) {
+                    answered = 1;
+                }
             }
-            kept = total < 8 ? total : 8;
+            kept = total < 32 ? total : 32;
             memmove(window, window + total - kept, kept);
         }
     }
@@ -109,7 +122,7 @@ static inline int dpm_watchdog_deliver(const char *path, const char *script, siz
 }
 
 static inline void dpm_watchdog_child(int arm_fd, const char *path, const char *script, size_t script_len,
-                                      int deadline_ms, int retry_ms) {
+                                      const char *first_reply, int deadline_ms, int retry_ms) {
     setsid();
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
@@ -134,7 +147,7 @@ static inline void dpm_watchdog_child(int arm_fd, const char *path, const char *
     }
     long give_up = dpm_watchdog_now_ms() + retry_ms;
     do {
-        if (dpm_watchdog_deliver(path, script, script_len, 5000) == 0) _exit(0);
+        if (dpm_watchdog_deliver(path, script, script_len, first_reply, 5000) == 0) _exit(0);
         struct timespec pause = { 0, 200 * 1000 * 1000 };
         nanosleep(&pause, NULL);
     } while (dpm_watchdog_now_ms() < give_up);
@@ -142,7 +155,7 @@ static inline void dpm_watchdog_child(int arm_fd, const char *path, const char *
 }
 
 /* Forks the watchdog; see the contract at the top of this file. */
-static inline int dpm_watchdog_spawn(const char *path, const char *script, size_t script_len,
+static inline int dpm_watchdog_spawn(const char *path, const char *script, size_t script_len, const char *first_reply,
                                      int deadline_ms, int retry_ms, int *arm_fd) {
     int fds[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return -1;
@@ -156,7 +169,7 @@ static inline int dpm_watchdog_spawn(const char *path, const char *script, size_
     }
     if (pid == 0) {
         close(fds[1]);
-        dpm_watchdog_child(fds[0], path, script, script_len, deadline_ms, retry_ms);
+        dpm_watchdog_child(fds[0], path, script, script_len, first_reply, deadline_ms, retry_ms);
         _exit(1);
     }
     close(fds[0]);

@@ -2,9 +2,11 @@ import Foundation
 import PluginAPI
 
 /// An application hook of a running VM (`dpm vm add --pre-freeze CMD --post-thaw CMD`): a
-/// shell command run on the dpm host, typically one that reaches into the guest (`ssh`,
-/// `virsh qemu-agent-command guest-exec`, a database client) to make an application write
-/// its state to disk before the freeze, and to let it go again after the thaw. It is the
+/// shell command run on the dpm host, typically one that reaches into the guest (`ssh`, a
+/// database client) to make an application write its state to disk before the freeze, and
+/// to let it go again after the thaw. Not through the guest agent's channel: dpm holds it
+/// while the hooks run, and QEMU serves one client at a time, so such a hook would wait
+/// until it is killed. It is the
 /// counterpart of a VSS writer: without hooks, a freeze gives filesystem consistency; with
 /// a successful pre-freeze hook, application consistency.
 ///

@@ -5,10 +5,14 @@ import PluginAPI
 /// consistent it is and why.
 ///
 /// Online, when every condition dpm can check holds: the VM runs; its guest agent (the
-/// backup integration) is configured and answers; the guest's filesystems are not already
-/// frozen by someone else; every filesystem the agent lists is one that can be frozen.
-/// Then: pre-freeze hook, `guest-fsfreeze-freeze`, the point, `guest-fsfreeze-thaw`,
-/// post-thaw hook. Application-consistent with a successful pre-freeze hook, else
+/// backup integration) is configured; QEMU shows the agent's channel free and the guest's
+/// port open (`AgentChannel`); the agent answers and has freeze and thaw enabled; the
+/// guest's filesystems are not already frozen by someone else; every filesystem the agent
+/// lists is one that can be frozen. Then: pre-freeze hook, `guest-fsfreeze-freeze`, which
+/// must freeze something and leave `guest-fsfreeze-status` saying "frozen", the point,
+/// `guest-fsfreeze-thaw`, post-thaw hook. The hooks run outside the freeze (a hook that
+/// waits for a frozen filesystem would deadlock) and must not use the agent's channel,
+/// which dpm holds throughout. Application-consistent with a successful pre-freeze hook, else
 /// filesystem-consistent. The other conditions of behaviour 2 have no Linux counterpart
 /// (shadow storage) or cannot be seen from the host (dynamic disks).
 ///
@@ -88,14 +92,23 @@ final class Quiescer {
         guard let path = vm.guestAgent else {
             return .offline("no guest agent is configured for the VM (register it with --guest-agent SOCKET for online backups)")
         }
-        let agent: GuestAgentClient
+        if let obstacle = AgentChannel.find(qmp: qmp, socket: path)?.obstacle(socket: path) {
+            return .offline(obstacle)
+        }
+        var agent: GuestAgentClient
+        let info: GuestAgentClient.Info
         do {
             agent = try GuestAgentClient(path: path, timeout: timeouts.agent)
-            try agent.ping(timeout: timeouts.agent)
+            info = try agent.info(timeout: timeouts.agent)
         } catch {
             return .offline("the guest agent at \(path) does not answer (\(error)): the guest's backup integration is missing or disabled")
         }
+        // The connection open at the time (the thaw below may replace it).
         defer { agent.close() }
+        if let commands = info.commands, let off = ["guest-fsfreeze-freeze", "guest-fsfreeze-thaw"].first(where: { commands[$0] != true }) {
+            let how = commands[off] == nil ? "does not offer \(off)" : "has \(off) disabled (qemu-ga --block-rpcs)"
+            return .offline("the guest agent at \(path) (qemu-ga \(info.version)) \(how): the guest's backup integration is disabled")
+        }
         do {
             let state = try agent.freezeStatus(timeout: timeouts.agent)
             guard state == "thawed" else {
@@ -125,9 +138,15 @@ final class Quiescer {
         let count: Int
         do {
             count = try agent.freeze(timeout: timeouts.freeze)
+            // The agent's own word that the guest is frozen now, asked before the point: a
+            // freeze that froze nothing, or left the agent thawed, gives no consistency.
+            let state = try agent.freezeStatus(timeout: timeouts.agent)
+            guard state == "frozen", count > 0 else {
+                throw PluginError(.unsupported, "it froze \(count) filesystem(s) and then reported '\(state)'")
+            }
         } catch {
             // The agent may have frozen some filesystems before failing or hanging.
-            settle(watchdog, thawed: thawOnNewConnection(path))
+            settle(watchdog, thawed: thaw(&agent, path: path))
             postThaw()
             return .offline("the guest agent at \(path) could not freeze the guest's filesystems (\(error))")
         }
@@ -135,7 +154,7 @@ final class Quiescer {
         var pointError: Error?
         do { try point() } catch { pointError = error }
         let late = watchdog.mayHaveFired
-        let thawed = (try? agent.thaw(timeout: timeouts.thaw)) != nil || thawOnNewConnection(path)
+        let thawed = thaw(&agent, path: path)
         let frozenMs = Int(Date().timeIntervalSince(frozenAt) * 1000)
         settle(watchdog, thawed: thawed)
         postThaw()
@@ -144,7 +163,7 @@ final class Quiescer {
             return .done(Outcome(consistency: .crash, reason: "the point was taken after the freeze deadline (\(Int(watchdog.deadline)) s), when "
                 + "the watchdog may already have thawed the guest: crash-consistent", pauseMs: 0, frozenMs: frozenMs, online: true, notes: notes))
         }
-        let how = "online: the guest agent froze \(count) filesystem(s) for \(frozenMs) ms"
+        let how = "online: the guest agent froze \(count) filesystem(s) for \(frozenMs) ms (guest-fsfreeze-status said 'frozen' before the point)"
         if application {
             return .done(Outcome(consistency: .application, reason: how + " after the pre-freeze hook ran", pauseMs: 0,
                                  frozenMs: frozenMs, online: true, notes: notes))
@@ -180,11 +199,16 @@ final class Quiescer {
                        pauseMs: pauseMs, frozenMs: nil, online: false, notes: notes)
     }
 
-    /// Thaws over a fresh connection (the old one may be stuck behind a hung freeze).
-    private func thawOnNewConnection(_ path: String) -> Bool {
+    /// Thaws on `agent` while it is in step with the agent (its last command was answered),
+    /// else over a fresh connection, which replaces it. The old connection is closed first:
+    /// QEMU serves one client at a time, so a second one would get no answer while the first
+    /// is open. A hung freeze blocks the agent itself, which is why the watchdog keeps trying
+    /// after this gives up.
+    private func thaw(_ agent: inout GuestAgentClient, path: String) -> Bool {
+        if agent.isSynchronised, (try? agent.thaw(timeout: timeouts.thaw)) != nil { return true }
+        agent.close()
         do {
-            let agent = try GuestAgentClient(path: path, timeout: timeouts.agent)
-            defer { agent.close() }
+            agent = try GuestAgentClient(path: path, timeout: timeouts.agent)
             try agent.thaw(timeout: timeouts.thaw)
             return true
         } catch {

@@ -17,7 +17,8 @@ import PluginAPI
 final class ResumeWatchdog {
     /// What the watchdog does when it fires.
     enum Undo {
-        /// `guest-fsfreeze-thaw` to the guest agent at this socket.
+        /// `guest-fsfreeze-thaw` to the guest agent at this socket, after the handshake that
+        /// skips stale replies (see `GuestAgentClient`).
         case thaw(agentSocket: String)
         /// `qmp_capabilities` then `cont` to QEMU at this socket.
         case resume(qmpSocket: String)
@@ -26,10 +27,15 @@ final class ResumeWatchdog {
             switch self { case .thaw(let path), .resume(let path): return path }
         }
 
-        var script: String {
+        /// The lines to send and, for the guest agent, the text of the handshake's reply
+        /// (the sync id and '}'), before which every reply is stale.
+        func script(syncID: Int) -> (lines: [UInt8], firstReply: String?) {
             switch self {
-            case .thaw: return "{\"execute\":\"guest-fsfreeze-thaw\"}\n"
-            case .resume: return "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"cont\"}\n"
+            case .thaw:
+                let sync = "{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":\(syncID)}}\n"
+                return ([0xFF] + Array(sync.utf8) + Array("{\"execute\":\"guest-fsfreeze-thaw\"}\n".utf8), "\(syncID)}")
+            case .resume:
+                return (Array("{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"cont\"}\n".utf8), nil)
             }
         }
     }
@@ -51,10 +57,17 @@ final class ResumeWatchdog {
         self.deadline = deadline
         armed = Date()
         var fd: Int32 = -1
-        let script = undo.script
+        let script = undo.script(syncID: Int.random(in: 1_000_000_000...2_000_000_000))
         let child = undo.socket.withCString { path in
-            script.withCString { text in
-                dpm_watchdog_spawn(path, text, strlen(text), ResumeWatchdog.milliseconds(deadline), ResumeWatchdog.milliseconds(retry), &fd)
+            script.lines.withUnsafeBufferPointer { lines in
+                lines.withMemoryRebound(to: CChar.self) { text in
+                    func spawn(_ firstReply: UnsafePointer<CChar>?) -> Int32 {
+                        dpm_watchdog_spawn(path, text.baseAddress, text.count, firstReply, ResumeWatchdog.milliseconds(deadline),
+                                           ResumeWatchdog.milliseconds(retry), &fd)
+                    }
+                    guard let marker = script.firstReply else { return spawn(nil) }
+                    return marker.withCString { spawn($0) }
+                }
             }
         }
         guard child > 0 else {

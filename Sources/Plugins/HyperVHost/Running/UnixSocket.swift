@@ -125,7 +125,18 @@ final class UnixSocket {
     }
 
     /// Reads one line (without the '\n'), refusing lines longer than `limit` bytes.
+    /// - Throws: `PluginError(.transient)` when no whole line arrived before `deadline`.
     func readLine(deadline: Date, limit: Int = 16 << 20) throws -> [UInt8] {
+        guard let line = try readLine(until: deadline, limit: limit) else {
+            throw PluginError(.transient, "\(role) \(path): no answer in time while waiting for a reply; the peer is hung or overloaded")
+        }
+        return line
+    }
+
+    /// Reads one line (without the '\n'), or returns nil when no whole line arrived before
+    /// `deadline` (the bytes of a partial line stay buffered for the next read).
+    /// - Throws: when the peer closed the connection or sent a line longer than `limit` bytes.
+    func readLine(until deadline: Date, limit: Int = 16 << 20) throws -> [UInt8]? {
         var scanned = pendingStart
         while true {
             if let newline = pending[scanned...].firstIndex(of: 0x0A) {
@@ -139,26 +150,9 @@ final class UnixSocket {
                 throw PluginError(.corrupt, "\(role) \(path): a reply line is longer than \(limit) bytes; the peer does not speak the expected protocol")
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
-            let count = try chunk.withUnsafeMutableBytes { try receive(into: $0.baseAddress!, count: $0.count, deadline: deadline) }
-            pending.append(contentsOf: chunk[0..<count])
-        }
-    }
-
-    /// Discards buffered bytes up to and including the first `byte`, reading as needed.
-    func skip(through byte: UInt8, deadline: Date, limit: Int = 1 << 20) throws {
-        var discarded = 0
-        while true {
-            if let found = pending[pendingStart...].firstIndex(of: byte) {
-                pendingStart = found + 1
-                compact()
-                return
+            guard let count = try chunk.withUnsafeMutableBytes({ try receive(into: $0.baseAddress!, count: $0.count, until: deadline) }) else {
+                return nil
             }
-            discarded += pending.count - pendingStart
-            pendingStart = pending.count
-            compact()
-            guard discarded <= limit else { throw PluginError(.corrupt, "\(role) \(path): no delimiter in \(limit) bytes of reply") }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let count = try chunk.withUnsafeMutableBytes { try receive(into: $0.baseAddress!, count: $0.count, deadline: deadline) }
             pending.append(contentsOf: chunk[0..<count])
         }
     }
@@ -169,13 +163,21 @@ final class UnixSocket {
     }
 
     private func receive(into pointer: UnsafeMutableRawPointer, count: Int, deadline: Date) throws -> Int {
+        guard let got = try receive(into: pointer, count: count, until: deadline) else {
+            throw PluginError(.transient, "\(role) \(path): no answer in time while waiting for a reply; the peer is hung or overloaded")
+        }
+        return got
+    }
+
+    /// Receives at least one byte; nil when none arrived before `deadline`.
+    private func receive(into pointer: UnsafeMutableRawPointer, count: Int, until deadline: Date) throws -> Int? {
         while true {
             guard fd >= 0 else { throw PluginError(.transient, "\(role) \(path): the connection is closed") }
             let got = recv(fd, pointer, count, 0)
             if got > 0 { return got }
             if got == 0 { throw PluginError(.transient, "\(role) \(path): the peer closed the connection") }
             if errno == EAGAIN || errno == EINTR {
-                try wait(for: Int16(POLLIN), deadline: deadline, doing: "waiting for a reply")
+                guard try ready(for: Int16(POLLIN), deadline: deadline) else { return nil }
                 continue
             }
             throw PluginError(.io, "\(role) \(path): receive failed: \(String(cString: strerror(errno)))")
@@ -183,14 +185,19 @@ final class UnixSocket {
     }
 
     private func wait(for events: Int16, deadline: Date, doing: String) throws {
+        guard try ready(for: events, deadline: deadline) else {
+            throw PluginError(.transient, "\(role) \(path): no answer in time while \(doing); the peer is hung or overloaded")
+        }
+    }
+
+    /// Polls until `events` or `deadline`; false when the deadline passed first.
+    private func ready(for events: Int16, deadline: Date) throws -> Bool {
         while true {
             let remaining = deadline.timeIntervalSinceNow
-            guard remaining > 0 else {
-                throw PluginError(.transient, "\(role) \(path): no answer in time while \(doing); the peer is hung or overloaded")
-            }
+            guard remaining > 0 else { return false }
             var entry = pollfd(fd: fd, events: events, revents: 0)
             let result = poll(&entry, 1, Int32(min(remaining * 1000, 60_000).rounded(.up)))
-            if result > 0 { return }
+            if result > 0 { return true }
             if result < 0 && errno != EINTR {
                 throw PluginError(.io, "\(role) \(path): poll failed: \(String(cString: strerror(errno)))")
             }
