@@ -40,11 +40,20 @@ let package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/System/CZstd"),
         .systemLibrary(name: "CCrypto", path: "Sources/System/CCrypto"),
         .systemLibrary(name: "CLinux", path: "Sources/System/CLinux"),
+        .systemLibrary(name: "CSSL", path: "Sources/System/CSSL"),
+
+        // Chunk digests: the one type the store and remote agents both name chunks with.
+        .target(name: "Digests", path: "Sources/Digests"),
 
         // POSIX pax archives (what GNU tar reads): long-term copies and tape files.
         .target(name: "PaxArchive", path: "Sources/PaxArchive"),
 
-        .target(name: "Host", dependencies: ["PluginAPI", "PaxArchive", "CSQLite", "CZstd", "CCrypto", "CLinux"]),
+        .target(name: "Host", dependencies: ["PluginAPI", "PaxArchive", "Digests", "CSQLite", "CZstd", "CCrypto", "CLinux"]),
+
+        // The secure channel between the server and its remote agents (guest agent, host agent):
+        // mutual TLS 1.3 with pinned keys, enrollment codes, frames, keep-alives and chunk
+        // negotiation. Agents link it without the store, so it never depends on Host.
+        .target(name: "AgentChannel", dependencies: ["Digests", "CSSL", "CCrypto"]),
 
         plugin("HyperVHost", extraDependencies: ["CLinux"]),
         plugin("GuestApp"),
@@ -60,6 +69,9 @@ let package = Package(
         // Paths, tools and subprocess helpers shared by every test target.
         .target(name: "TestSupport", path: "Tests/Support"),
         .testTarget(name: "PaxArchiveTests", dependencies: ["PaxArchive", "TestSupport"]),
+        // A remote agent in its own process, for the channel tests that cross a process boundary.
+        .executableTarget(name: "agent-channel-peer", dependencies: ["AgentChannel"], path: "Tests/AgentChannelPeer"),
+        .testTarget(name: "AgentChannelTests", dependencies: ["AgentChannel", "TestSupport"]),
         .testTarget(name: "HostTests", dependencies: ["Host", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HyperVHostTests", dependencies: ["HyperVHost", "TestSupport"], exclude: ["Fixtures"]),
         // Drives the built `dpm` binary and plugin libraries against real tools.
