@@ -33,7 +33,7 @@ public final class ChannelJob: @unchecked Sendable {
     /// Sends one frame on this job.
     public func send(_ type: FrameType, _ payload: [UInt8] = []) throws {
         if let error = session.withJobState({ () -> ChannelError? in
-            if let cancellation { return ChannelError(.cancelled, "job \(id) with \(session.peerDescription) was cancelled: \(cancellation)") }
+            if let cancellation { return cancelledError(cancellation) }
             if closedLocally { return ChannelError(.closed, "job \(id) with \(session.peerDescription) is closed on this side") }
             return nil
         }) { throw error }
@@ -67,7 +67,7 @@ public final class ChannelJob: @unchecked Sendable {
     public func cancel(reason: String) {
         let (first, handlers) = session.withJobState { () -> (Bool, [(String) -> Void]) in
             guard cancellation == nil, !closedLocally else { return (false, []) }
-            return (true, markCancelled("this side cancelled it: \(reason)"))
+            return (true, markCancelled("by this side: \(reason)"))
         }
         guard first else { return }
         try? session.send(Frame(.cancel, job: id, payload: (try? WireJSON.encode(WireReason(reason: reason))) ?? []))
@@ -94,6 +94,11 @@ public final class ChannelJob: @unchecked Sendable {
     public func end() throws {
         try send(.end)
         close()
+    }
+
+    /// The error every call on a cancelled job throws; `reason` says by whom and why.
+    func cancelledError(_ reason: String) -> ChannelError {
+        ChannelError(.cancelled, "job \(id) with \(session.peerDescription) was cancelled \(reason)")
     }
 
     /// Records a cancellation and returns the handlers to run; empty when it was cancelled already.

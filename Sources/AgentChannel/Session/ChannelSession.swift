@@ -83,12 +83,12 @@ public final class ChannelSession: @unchecked Sendable {
 
     /// Waits for the peer to open a job and returns it with its first frame (a request).
     public func acceptJob(timeout: TimeInterval? = nil) throws -> (job: ChannelJob, request: Frame) {
-        let deadline = timeout.map { Date().addingTimeInterval($0) } ?? .distantFuture
+        let deadline = timeout.map { Date().addingTimeInterval($0) }
         condition.lock()
         defer { condition.unlock() }
         while openedByPeer.isEmpty {
             if let failureError { throw failureError }
-            if !condition.wait(until: deadline) && openedByPeer.isEmpty {
+            if !waitForChange(until: deadline) && openedByPeer.isEmpty {
                 throw ChannelError(.timeout, "\(peerDescription) opened no job within \(timeout ?? 0) s")
             }
         }
@@ -119,7 +119,7 @@ public final class ChannelSession: @unchecked Sendable {
         } catch let error as ChannelError where error.code == .frameTooLarge {
             throw error  // refused before anything was written: the session is intact
         } catch {
-            let reason = error as? ChannelError ?? ChannelError(.io, "sending to \(peerDescription) failed", cause: error)
+            let reason = cut(error as? ChannelError ?? ChannelError(.io, "sending to \(peerDescription) failed", cause: error))
             fail(reason, notifyPeer: false)
             throw failure ?? reason
         }
@@ -127,11 +127,11 @@ public final class ChannelSession: @unchecked Sendable {
 
     /// Waits for the next frame routed to `job`.
     func nextFrame(for job: ChannelJob, timeout: TimeInterval?) throws -> Frame {
-        let deadline = timeout.map { Date().addingTimeInterval($0) } ?? .distantFuture
+        let deadline = timeout.map { Date().addingTimeInterval($0) }
         condition.lock()
         defer { condition.unlock() }
         while true {
-            if let reason = job.cancellation { throw ChannelError(.cancelled, "job \(job.id) with \(peerDescription) was cancelled: \(reason)") }
+            if let reason = job.cancellation { throw job.cancelledError(reason) }
             if let remote = job.remoteError { throw remote }
             if !job.inbox.isEmpty {
                 let frame = job.inbox.removeFirst()
@@ -140,10 +140,20 @@ public final class ChannelSession: @unchecked Sendable {
             }
             if let failureError { throw failureError }
             if job.peerEnded { throw ChannelError(.closed, "\(peerDescription) has ended job \(job.id)") }
-            if !condition.wait(until: deadline) && job.inbox.isEmpty {
+            if !waitForChange(until: deadline) && job.inbox.isEmpty {
                 throw ChannelError(.timeout, "\(peerDescription) sent nothing on job \(job.id) for \(timeout ?? 0) s")
             }
         }
+    }
+
+    /// Waits on the session's condition (held) until a change or `deadline` (nil: no deadline;
+    /// NSCondition traps on Date.distantFuture). False when the deadline passed.
+    private func waitForChange(until deadline: Date?) -> Bool {
+        guard let deadline else {
+            condition.wait()
+            return true
+        }
+        return condition.wait(until: deadline)
     }
 
     /// Runs `body` on the job's state under the session lock.
@@ -194,15 +204,19 @@ public final class ChannelSession: @unchecked Sendable {
                 try route(frame)
             } catch let error as ChannelError {
                 let notify = [.frameTooLarge, .protocolViolation].contains(error.code)
-                fail(error.code == .connectionLost || error.code == .timeout
-                     ? ChannelError(error.code, "the session with \(peerDescription) was cut: \(error.message)") : error,
-                     notifyPeer: notify)
+                fail(cut(error), notifyPeer: notify)
                 return
             } catch {
                 fail(ChannelError(.internalError, "reading from \(peerDescription) failed", cause: error), notifyPeer: true)
                 return
             }
         }
+    }
+
+    /// A broken or stalled connection, said as such and naming the peer.
+    private func cut(_ error: ChannelError) -> ChannelError {
+        guard error.code == .connectionLost || error.code == .timeout else { return error }
+        return ChannelError(error.code, "the session with \(peerDescription) was cut: \(error.message)")
     }
 
     private func route(_ frame: Frame) throws {
@@ -251,7 +265,7 @@ public final class ChannelSession: @unchecked Sendable {
         switch frame.type {
         case .cancel:
             reason = (try? frame.decode(WireReason.self).reason) ?? "no reason given"
-            handlers = job.markCancelled("\(peerDescription) cancelled it: \(reason)")
+            handlers = job.markCancelled("by the \(role == .server ? "agent" : "server"): \(reason)")
             jobs[frame.job] = nil
         case .error:
             let wire = try frame.decode(WireError.self)

@@ -234,6 +234,9 @@ final class TLSStream: @unchecked Sendable {
         let certificateAlerts: Set<Int32> = [SSL_R_SSLV3_ALERT_BAD_CERTIFICATE, SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN,
                                              SSL_R_TLSV1_ALERT_UNKNOWN_CA, SSL_R_TLSV1_ALERT_ACCESS_DENIED,
                                              SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED, SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE]
+        if failure.reason == SSL_R_UNEXPECTED_EOF_WHILE_READING {
+            return ChannelError(.connectionLost, "the connection to \(socket.peerAddress) broke while \(doing): it was closed without a TLS close_notify")
+        }
         if certificateAlerts.contains(failure.reason) {
             return ChannelError(.keyRefusedByPeer, "\(socket.peerAddress) refused this side's key \(localPin) in the TLS handshake (\(failure.text))")
         }
