@@ -19,10 +19,7 @@ final class ChunkNegotiationTests: XCTestCase {
 
         let serverSentBefore = server.session.bytesSent
         let agentSentBefore = agent.session.bytesSent
-        let receiving = Background("the receiver") { () -> ChunkTransferCounters in
-            let (job, _) = try server.session.acceptJob(timeout: 20)
-            return try ChunkReceiver(job: job, has: { present.contains($0) }, store: stored.add).run()
-        }
+        let receiving = stored.receive(on: server.session) { present.contains($0) }
         let job = try agent.session.openJob(request: ["op": "backup"])
         var limits = ChunkSender.Limits()
         limits.batchCount = 4  // many batches, with several offers in flight
@@ -59,10 +56,7 @@ final class ChunkNegotiationTests: XCTestCase {
         let fixture = try ChannelFixture(self)
         let (agent, server) = try fixture.enroll("db01")
         let stored = StoredChunks()
-        let receiving = Background("the receiver") { () -> ChunkTransferCounters in
-            let (job, _) = try server.session.acceptJob(timeout: 20)
-            return try ChunkReceiver(job: job, has: { _ in false }, store: stored.add).run()
-        }
+        let receiving = stored.receive(on: server.session)
         let job = try agent.session.openJob(request: ["op": "backup"])
         let sender = ChunkSender(job: job)
         let good = TestData.random(4096, seed: 1)
@@ -88,10 +82,7 @@ final class ChunkNegotiationTests: XCTestCase {
         let fixture = try ChannelFixture(self)
         let (agent, server) = try fixture.enroll("db01")
         let stored = StoredChunks()
-        let receiving = Background("the receiver") { () -> ChunkTransferCounters in
-            let (job, _) = try server.session.acceptJob(timeout: 20)
-            return try ChunkReceiver(job: job, has: { _ in false }, store: stored.add).run()
-        }
+        let receiving = stored.receive(on: server.session)
         let job = try agent.session.openJob(request: ["op": "backup"])
         let content = TestData.random(4096, seed: 3)
         try job.send(.chunk, ChannelCrypto.sha256(content).raw + content)
@@ -129,6 +120,14 @@ final class StoredChunks: @unchecked Sendable {
         contents[digest] = content
         stores += 1
         lock.unlock()
+    }
+
+    /// Runs a ChunkReceiver in the background on the next job the peer opens, storing here.
+    func receive(on session: ChannelSession, has: @escaping (ChunkDigest) -> Bool = { _ in false }) -> Background<ChunkTransferCounters> {
+        Background("the chunk receiver") { [self] in
+            let (job, _) = try session.acceptJob(timeout: 20)
+            return try ChunkReceiver(job: job, has: has, store: add).run()
+        }
     }
 
     var digests: Set<ChunkDigest> { lock.lock(); defer { lock.unlock() }; return Set(contents.keys) }

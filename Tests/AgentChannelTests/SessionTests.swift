@@ -17,18 +17,15 @@ final class SessionTests: XCTestCase {
         let agent = try fixture.join(try fixture.agentIdentity("db01"), trust: .pinned(pinned), port: relay.port).get().session
         let server = try serverSide.value().session
 
-        let stored = ManagedCounter()
-        let receiving = Background("the receiver") { () -> ChunkTransferCounters in
-            let (job, _) = try server.acceptJob(timeout: 20)
-            return try ChunkReceiver(job: job, has: { _ in false }, store: { _, _ in stored.increment() }).run()
-        }
+        let stored = StoredChunks()
+        let receiving = stored.receive(on: server)
         let sending = Background("the sender") { () -> ChunkTransferCounters in
             let job = try agent.openJob(request: ["op": "backup"])
             let sender = ChunkSender(job: job)
             for index in 0..<10_000 { try sender.add(TestData.random(64 << 10, seed: UInt64(index))) }
             return try sender.finish()
         }
-        XCTAssertTrue(eventually { stored.value >= 20 }, "chunks started to arrive")
+        XCTAssertTrue(eventually { stored.count >= 20 }, "chunks started to arrive")
         relay.cut()
 
         let receiverError = channelError(try receiving.wait())
@@ -37,7 +34,7 @@ final class SessionTests: XCTestCase {
         XCTAssertEqual(senderError?.code, .connectionLost)
         fixture.assertNames(receiverError, ["agent db01", "was cut"])
         fixture.assertNames(senderError, ["server dpm01", "was cut"])
-        XCTAssertLessThan(stored.value, 10_000)
+        XCTAssertLessThan(stored.count, 10_000)
         XCTAssertFalse(server.isOpen)
         XCTAssertFalse(agent.isOpen)
     }
@@ -173,12 +170,4 @@ final class SessionTests: XCTestCase {
         agent.session.close()
         server.session.close()
     }
-}
-
-/// A counter threads can share.
-final class ManagedCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func increment() { lock.lock(); count += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
