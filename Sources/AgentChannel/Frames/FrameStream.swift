@@ -12,6 +12,8 @@ final class FrameStream: @unchecked Sendable {
     /// Deadline for each wait of a read or write that has started (progress, not total time).
     let ioTimeout: TimeInterval
     private let writeLock = NSLock()
+    /// Payloads up to this size are copied behind their header and written in one piece.
+    static let coalesceLimit = 16 << 10
     private let stateLock = NSLock()
     private var lastSendTime = Date()
 
@@ -37,9 +39,13 @@ final class FrameStream: @unchecked Sendable {
         }
         writeLock.lock()
         defer { writeLock.unlock() }
-        let header = frame.header
-        try header.withUnsafeBytes { try tls.write($0, timeout: ioTimeout) }
-        try frame.payload.withUnsafeBytes { try tls.write($0, timeout: ioTimeout) }
+        if frame.payload.count <= FrameStream.coalesceLimit {
+            // One TLS record for a small frame instead of one for its header and one for its payload.
+            try (frame.header + frame.payload).withUnsafeBytes { try tls.write($0, timeout: ioTimeout) }
+        } else {
+            try frame.header.withUnsafeBytes { try tls.write($0, timeout: ioTimeout) }
+            try frame.payload.withUnsafeBytes { try tls.write($0, timeout: ioTimeout) }
+        }
         stateLock.lock()
         lastSendTime = Date()
         stateLock.unlock()
