@@ -42,11 +42,20 @@ let package = Package(
         .systemLibrary(name: "CLinux", path: "Sources/System/CLinux"),
         // The Linux st (mtio) ioctls and structs, and flock, for TapeLibrary.
         .systemLibrary(name: "CTape", path: "Sources/System/CTape"),
+        .systemLibrary(name: "CSSL", path: "Sources/System/CSSL"),
+
+        // Chunk digests: the one type the store and remote agents both name chunks with.
+        .target(name: "Digests", path: "Sources/Digests"),
 
         // POSIX pax archives (what GNU tar reads): long-term copies and tape files.
         .target(name: "PaxArchive", path: "Sources/PaxArchive"),
 
-        .target(name: "Host", dependencies: ["PluginAPI", "PaxArchive", "CSQLite", "CZstd", "CCrypto", "CLinux"]),
+        .target(name: "Host", dependencies: ["PluginAPI", "PaxArchive", "Digests", "CSQLite", "CZstd", "CCrypto", "CLinux"]),
+
+        // The secure channel between the server and its remote agents (guest agent, host agent):
+        // mutual TLS 1.3 with pinned keys, enrollment codes, frames, keep-alives and chunk
+        // negotiation. Agents link it without the store, so it never depends on Host.
+        .target(name: "AgentChannel", dependencies: ["Digests", "CSSL", "CCrypto"]),
 
         plugin("HyperVHost", extraDependencies: ["CLinux"]),
         plugin("GuestApp"),
@@ -66,6 +75,9 @@ let package = Package(
         // Paths, tools and subprocess helpers shared by every test target.
         .target(name: "TestSupport", path: "Tests/Support"),
         .testTarget(name: "PaxArchiveTests", dependencies: ["PaxArchive", "TestSupport"]),
+        // A remote agent in its own process, for the channel tests that cross a process boundary.
+        .executableTarget(name: "agent-channel-peer", dependencies: ["AgentChannel"], path: "Tests/AgentChannelPeer"),
+        .testTarget(name: "AgentChannelTests", dependencies: ["AgentChannel", "TestSupport"]),
         .testTarget(name: "HostTests", dependencies: ["Host", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HyperVHostTests", dependencies: ["HyperVHost", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TapeLibraryTests", dependencies: ["TapeLibraryCore", "TestSupport"], exclude: ["Fixtures"]),

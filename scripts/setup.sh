@@ -13,7 +13,7 @@ pip_packages=()
 for argument in "$@"; do
   case "$argument" in
     --tests) packages+=(qemu-system-x86 e2fsprogs dosfstools mtools ntfs-3g ntfs-3g-dev libfsntfs-utils libvhdi-utils
-                        libnbd-bin fdisk gcc sqlite3 zstd tar python3-pip cpio); pip_packages+=(aiosmtpd) ;;
+                        libnbd-bin fdisk gcc sqlite3 zstd tar openssl python3-pip cpio); pip_packages+=(aiosmtpd) ;;
     --bench) packages+=(restic borgbackup time) ;;
     *) echo "setup.sh: unknown option $argument" >&2; exit 2 ;;
   esac

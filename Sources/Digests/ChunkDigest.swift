@@ -1,6 +1,8 @@
 import Foundation
 
 /// A 32-byte chunk name: SHA-256 of the plain chunk, or HMAC-SHA-256 in an encrypted store.
+/// Shared by the store (Host) and by remote agents (AgentChannel), which name chunks on the
+/// wire with the same 32 bytes.
 public struct ChunkDigest: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var bytes: (UInt64, UInt64, UInt64, UInt64)
 
@@ -28,7 +30,7 @@ public struct ChunkDigest: Hashable, Sendable, Comparable, CustomStringConvertib
         self = raw.withUnsafeBytes { ChunkDigest($0) }
     }
 
-    static func nibble(_ character: UInt8) -> UInt8? {
+    public static func nibble(_ character: UInt8) -> UInt8? {
         switch character {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return character - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return character - UInt8(ascii: "a") + 10
