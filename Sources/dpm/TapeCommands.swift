@@ -6,7 +6,7 @@ import PluginAPI
 /// administration goes to the tape-library provider's `command` verbs; copies and
 /// recatalog go through the host, which records long-term copies in the catalog.
 enum TapeCommands {
-    static let all = [libraryAdd, libraryList, libraryInventory, list, label, erase, markFree, move, insert, fault, recatalog, copy]
+    static let all = [libraryAdd, libraryList, libraryInventory, list, label, erase, markFree, move, insert, export, map, fault, recatalog, copy]
     static let tier = "tape-library"
 
     /// Runs one provider verb and prints its reply (JSON, or `text` of it).
@@ -134,8 +134,25 @@ enum TapeCommands {
         var args: [String: JSONValue] = [:]
         if let library = invocation.arguments.value("library") { args["library"] = .string(library) }
         if let slot = try int(invocation, "slot") { args["slot"] = slot }
-        if let slot = try int(invocation, "mail-slot") { args["mail_slot"] = slot }
+        if let slot = try int(invocation, "mail-slot") { args["mail"] = slot }
         return args
+    }
+
+    static let export = tapeVerb("export", "vtl.export", "Virtual library: copy one tape file to a file, as `dd` from a drive would (for tar).",
+                                 options: [OptionSpec(name: "file", value: "N", help: "the tape file number (required; 0 is the label)"),
+                                           OptionSpec(name: "to", value: "PATH", help: "where to write it (required)"),
+                                           OptionSpec(name: "library", value: "NAME", help: "the virtual library (default: the first)")]) { invocation in
+        guard let file = try int(invocation, "file"), let to = invocation.arguments.value("to") else {
+            throw HostError(.usage, "say which file and where: --file N --to PATH")
+        }
+        var args: [String: JSONValue] = ["file": file, "path": .string(to.hasPrefix("/") ? to : FileManager.default.currentDirectoryPath + "/" + to)]
+        if let library = invocation.arguments.value("library") { args["library"] = .string(library) }
+        return args
+    }
+
+    static let map = tapeVerb("map", "vtl.map", "Virtual library: list a cartridge's files with their first blocks, records and bytes.",
+                              options: [OptionSpec(name: "library", value: "NAME", help: "the virtual library (default: the first)")]) { invocation in
+        invocation.arguments.value("library").map { ["library": .string($0)] } ?? [:]
     }
 
     static let fault = CommandDefinition(

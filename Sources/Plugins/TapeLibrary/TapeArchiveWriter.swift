@@ -33,6 +33,10 @@ final class TapeArchiveWriter: ArchiveWriter {
     private var scanner = PaxStreamScanner()
     private var received: UInt64 = 0
     private var volumes: [VolumeRecord] = []
+    /// The tapes this archive filled before its current one, as they were before it: an
+    /// abandoned archive gives them back (a span cut short must not leave tapes full of a
+    /// copy that was never listed).
+    private var tapesBefore: [String: TapeRecord] = [:]
     private var reachedEarlyWarning = false
     private var failure: PluginError?
     /// Bytes kept buffered beyond one record, so that a volume can be ended after a whole
@@ -206,6 +210,7 @@ final class TapeArchiveWriter: ArchiveWriter {
                                         archiveOffset: volume.archiveOffset, last: lastVolume)
         var state = try context.store.load()
         var tape = try state.tape(volume.barcode)
+        if !lastVolume && tapesBefore[volume.barcode] == nil { tapesBefore[volume.barcode] = tape }
         tape.files = tape.files.filter { $0.file < volume.file } + [volumeFile]
         if let archive { state.archives.append(archive) }
         let catalogNumber = volume.file + 1
@@ -300,7 +305,15 @@ final class TapeArchiveWriter: ArchiveWriter {
         let barcode = volume.barcode
         try? mount?.release()
         mount = nil
-        try context.store.update { state in state.tapes[barcode]?.claim = nil }
+        let earlier = tapesBefore
+        tapesBefore = [:]
+        try context.store.update { state in
+            state.tapes[barcode]?.claim = nil
+            for (earlierBarcode, var before) in earlier {
+                before.claim = nil
+                state.tapes[earlierBarcode] = before
+            }
+        }
     }
 
     deinit { try? abandon() }

@@ -66,7 +66,7 @@ enum TapeAllocation {
         let summary = tapes.isEmpty ? "the library has no tapes" : tapes.map { "\($0.barcode) \($0.state.rawValue)" }.joined(separator: ", ")
         let encryption = selection.encrypted ? " encrypted with key \(selection.fingerprint ?? "?")" : ""
         let insert = library.kind == "vtl"
-            ? "`dpm tape vtl insert --library \(library.name) --barcode BARCODE --mail 1`"
+            ? "`dpm tape insert BARCODE --library \(library.name) --mail-slot 1`"
             : "the library's mail slot"
         return PluginError(.noSpace, "pool '\(selection.pool)' has no usable tape\(encryption) in library \(library.name) after waiting \(Int(context.waitSeconds)) s (\(summary)); "
                            + "mark one free with `dpm tape mark-free BARCODE`, or insert a blank tape into a mail slot with \(insert)")
