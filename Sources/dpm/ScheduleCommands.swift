@@ -27,15 +27,16 @@ enum ScheduleCommands {
         input.inconsistent = try catalog.inconsistentDataSources()
         let plan = Scheduler(policy: policy).plan(day: day, input: input)
         let elapsed = Date().timeIntervalSince(started)
+        var counts: [String: Int] = [:]
+        for job in plan { counts[job.kind.rawValue, default: 0] += 1 }
         if invocation.json {
-            try invocation.output.emit(["jobs": plan.count, "computed_ms": Int(elapsed * 1000)])
+            try invocation.output.emit(SchedulePlan(jobs: plan.count, computedMs: Int(elapsed * 1000), byKind: counts,
+                                                    first: plan.prefix(1000).map { .init(time: $0.slot, kind: $0.kind.rawValue, datasource: $0.datasource) }))
             return 0
         }
         let formatter = DateFormatter()
         formatter.dateFormat = "HH:mm"
         formatter.timeZone = policy.timeZone
-        var counts: [String: Int] = [:]
-        for job in plan { counts[job.kind.rawValue, default: 0] += 1 }
         invocation.output.line("\(plan.count) jobs: " + counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
         for job in plan.prefix(500) {
             invocation.output.line("\(formatter.string(from: job.slot))  \(job.kind.rawValue)  \(job.datasource ?? "server")")
@@ -43,4 +44,18 @@ enum ScheduleCommands {
         if plan.count > 500 { invocation.output.line("… \(plan.count - 500) more (use --json for the count)") }
         return 0
     }
+}
+
+/// `dpm schedule show --json`: the count of the day's jobs, by kind, and the first 1000.
+struct SchedulePlan: Encodable {
+    struct Entry: Encodable {
+        var time: Date
+        var kind: String
+        var datasource: String?
+    }
+
+    var jobs: Int
+    var computedMs: Int
+    var byKind: [String: Int]
+    var first: [Entry]
 }

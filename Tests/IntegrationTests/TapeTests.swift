@@ -315,3 +315,59 @@ final class TapeTests: XCTestCase {
         }
     }
 }
+
+/// Tape copies run from the shared scheduler: they appear in the day's plan and `dpm server`
+/// runs them at their time, recording a long-term copy.
+final class ScheduledTapeCopyTests: XCTestCase {
+    func testTheServerRunsScheduledTapeCopiesAndThePlanShowsThem() throws {
+        try TestSupport.require("qemu-img")
+        let root = try TestSupport.temporaryDirectory(self)
+        let data = root + "/data"
+        let environment = ["DPM_TEST_MODE": "1"]
+        func dpm(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
+            let result = try DPM.run(arguments, dataDirectory: data, environment: environment)
+            XCTAssertEqual(result.status, 0, "dpm \(arguments.joined(separator: " ")): \(result.stderr)", file: file, line: line)
+            return result
+        }
+        let disk = root + "/app.vhdx"
+        XCTAssertEqual(try runProcess(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=1M", disk, "32M"]).status, 0)
+        XCTAssertEqual(try runProcess(["qemu-io", "-f", "vhdx", "-c", "write -P 0x5a 0 3M", disk]).status, 0)
+        try dpm(["vm", "add", "app", "--disk", disk])
+        try dpm(["tape", "library", "add", "vtl1", "--kind", "vtl", "--dir", root + "/vtl", "--slots", "2", "--capacity", "64M"])
+        try dpm(["tape", "insert", "A00001L8", "--slot", "1"])
+        // The tape copy is due 30 scheduled minutes from now: 6 s at 300× speed.
+        let now = Date()
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = .current
+        let due = calendar.dateComponents([.hour, .minute], from: now.addingTimeInterval(30 * 60))
+        let time = String(format: "%02d:%02d", due.hour ?? 0, due.minute ?? 0)
+        try dpm(["group", "create", "g", "--members", "app", "--sync", "720", "--express-full-times", "", "--tape", "on",
+                 "--tape-frequency", "daily", "--tape-retention", "1m", "--tape-time", time])
+        let day = calendar.dateComponents([.year, .month, .day], from: now.addingTimeInterval(30 * 60))
+        let plan = try XCTUnwrap(try dpm(["schedule", "show", "--json", "--day",
+                                          String(format: "%04d-%02d-%02d", day.year ?? 0, day.month ?? 0, day.day ?? 0)]).json() as? [String: Any])
+        XCTAssertEqual((plan["by_kind"] as? [String: Int])?["tape-copy"], 1, "the day's plan shows the daily tape copy: \(plan)")
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: BuiltProducts.dpm)
+        process.arguments = ["server", "--data-dir", data, "--tick", "0.2", "--time-scale", "300", "--time-anchor", ISO8601DateFormatter().string(from: now)]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
+        var copied = false
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && !copied {
+            usleep(300_000)
+            let jobs = try dpm(["jobs", "list", "--json", "--limit", "100"]).json() as? [[String: Any]] ?? []
+            copied = jobs.contains { $0["kind"] as? String == "tape-copy" && $0["state"] as? String == "succeeded" }
+        }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        let jobs = try dpm(["jobs", "list"]).stdout
+        XCTAssertTrue(copied, "the scheduled tape copy ran: \(jobs)")
+        let list = try XCTUnwrap(try dpm(["rp", "list", "app", "--json"]).json() as? [String: Any])
+        XCTAssertEqual((list["long_term_copies"] as? [[String: Any]])?.first?["tier"] as? String, "tape-library")
+    }
+}

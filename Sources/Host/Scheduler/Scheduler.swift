@@ -255,12 +255,18 @@ public struct Scheduler {
         var now = start
         let end = calendar.date(byAdding: .day, value: 1, to: start) ?? start.addingTimeInterval(86_400)
         while now < end {
-            for job in due(input, now: now) {
-                jobs.append(job)
-                for (key, state) in afterRun(job, succeeded: true, transient: false, state: input.states[job.key] ?? .init(), now: now) {
-                    input.states[key] = state
+            // A replica makes its member's other work due at once (a tape copy of the new
+            // point, say), so the same minute is looked at again after one.
+            var again = true
+            while again {
+                again = false
+                for job in due(input, now: now) {
+                    jobs.append(job)
+                    for (key, state) in afterRun(job, succeeded: true, transient: false, state: input.states[job.key] ?? .init(), now: now) {
+                        input.states[key] = state
+                    }
+                    if job.kind == .replica, let datasource = job.datasource, input.hasRecoveryPoint.insert(datasource).inserted { again = true }
                 }
-                if job.kind == .replica, let datasource = job.datasource { input.hasRecoveryPoint.insert(datasource) }
             }
             now = nextEvent(after: now, input: input, limit: end) ?? end
         }
