@@ -3,7 +3,7 @@
 // dpm: a data-protection server for virtual machines and the applications inside them.
 //
 // No Swift package dependencies: only the toolchain, Foundation, Glibc and Debian's C
-// libraries (SQLite, OpenSSL libcrypto, zstd) through `systemLibrary` targets.
+// libraries (SQLite, OpenSSL libcrypto, zstd, libcurl) through `systemLibrary` targets.
 //
 // Plugins are dynamic-library products. Each links `PluginAPI` (never `Host`) and is
 // linked with `-Bsymbolic`, so a plugin binds its own copy of the PluginAPI symbols even
@@ -40,13 +40,15 @@ let package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/System/CZstd"),
         .systemLibrary(name: "CCrypto", path: "Sources/System/CCrypto"),
         .systemLibrary(name: "CLinux", path: "Sources/System/CLinux"),
+        // libcurl (libcurl4-openssl-dev): the OnlineTier plugin's HTTP transport.
+        .systemLibrary(name: "CCurl", path: "Sources/System/CCurl"),
 
         .target(name: "Host", dependencies: ["PluginAPI", "CSQLite", "CZstd", "CCrypto", "CLinux"]),
 
         plugin("HyperVHost", extraDependencies: ["CLinux"]),
         plugin("GuestApp"),
         plugin("TapeLibrary"),
-        plugin("OnlineTier"),
+        plugin("OnlineTier", extraDependencies: ["CCurl", "CCrypto"]),
 
         .executableTarget(name: "dpm", dependencies: ["Host"]),
         // Reads a recovery point from the store's files alone, without the catalog: proof that
@@ -58,6 +60,11 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/Support"),
         .testTarget(name: "HostTests", dependencies: ["Host", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HyperVHostTests", dependencies: ["HyperVHost", "TestSupport"], exclude: ["Fixtures"]),
+        // The S3 client of the online tier: SigV4 vectors, and real SeaweedFS and moto servers.
+        // Every plugin target exports `dpm_plugin_entry`, and the one test bundle links two of
+        // them (HyperVHost, OnlineTier); no test calls that symbol, so either copy may win.
+        .testTarget(name: "OnlineTierTests", dependencies: ["OnlineTier", "TestSupport"],
+                    linkerSettings: [.unsafeFlags(["-Xlinker", "--allow-multiple-definition"])]),
         // Drives the built `dpm` binary and plugin libraries against real tools.
         .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),
     ],
