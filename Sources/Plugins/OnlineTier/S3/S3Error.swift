@@ -33,6 +33,8 @@ struct S3Error: Error, CustomStringConvertible {
     var detail: String?
     /// A message that replaces the generic one (local errors).
     var localMessage: String?
+    /// The request went unsigned (the client has no credentials).
+    var unsigned = false
 
     static func local(_ message: String, code: String) -> S3Error {
         S3Error(origin: .local, code: code, localMessage: message)
@@ -68,7 +70,9 @@ struct S3Error: Error, CustomStringConvertible {
         if let endpoint { text += (text.isEmpty ? "" : " ") + "at \(endpoint)" }
         text += ": \(code)"
         if let httpStatus { text += " (HTTP \(httpStatus))" }
-        if let serverMessage, !serverMessage.isEmpty { text += ": \(serverMessage)" }
+        if let serverMessage, !serverMessage.isEmpty {
+            text += ": " + (serverMessage.hasSuffix(".") ? String(serverMessage.dropLast()) : serverMessage)
+        }
         if let detail, !detail.isEmpty { text += ": \(detail)" }
         if attempts > 1 { text += " (after \(attempts) attempts)" }
         return text + "; " + fix
@@ -80,6 +84,10 @@ struct S3Error: Error, CustomStringConvertible {
         let endpointName = endpoint ?? "the endpoint"
         switch code {
         case "AccessDenied":
+            if unsigned {
+                return "the request was unsigned because no credentials are configured, and the server requires signed "
+                    + "requests; configure the access key ID and secret key"
+            }
             if operation == "DeleteObject" && versionId != nil || operation == "PutObjectRetention" {
                 return "the version is still locked by Object Lock (it cannot be deleted or its lock shortened before its "
                     + "retain-until date), or the credentials lack that permission"

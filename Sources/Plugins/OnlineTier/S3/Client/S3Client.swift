@@ -24,8 +24,10 @@ final class S3Client {
     private let slots: DispatchSemaphore
 
     init(_ configuration: S3Configuration) throws {
-        guard !configuration.credentials.accessKeyID.isEmpty, !configuration.credentials.secretAccessKey.isEmpty else {
-            throw S3Error.local("the access key ID and the secret key must both be given", code: "InvalidArgument")
+        let credentials = configuration.credentials
+        guard credentials.isAnonymous || !credentials.accessKeyID.isEmpty && !credentials.secretAccessKey.isEmpty else {
+            throw S3Error.local("the access key ID and the secret key must both be given (or neither, for unsigned requests)",
+                                code: "InvalidArgument")
         }
         guard !configuration.region.isEmpty, configuration.region.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "/") }) else {
             throw S3Error.local("region \(configuration.region.debugDescription) is not a region name such as us-east-1", code: "InvalidArgument")
@@ -77,7 +79,8 @@ final class S3Client {
               beforeRetry: ((inout Call) -> Void)? = nil) throws -> HTTPResponse {
         var call = call
         var streamingChunk: Int?
-        if case .streaming(let chunkSize) = configuration.payloadSigning, case .file = call.body {
+        if case .streaming(let chunkSize) = configuration.payloadSigning, case .file = call.body,
+           !configuration.credentials.isAnonymous {
             streamingChunk = chunkSize
             if !call.integrityRequired { call.integrity = .none }
         }
@@ -111,16 +114,21 @@ final class S3Client {
             } else {
                 payloadHash = SigV4Signer.unsignedPayload
             }
-            let signature = signer.sign(&request, payloadHash: payloadHash, at: Date())
+            let anonymous = configuration.credentials.isAnonymous
+            if anonymous { request.setHeader("x-amz-content-sha256", payloadHash) }
+            let signature = anonymous ? nil : signer.sign(&request, payloadHash: payloadHash, at: Date())
 
             var failure: S3Error
             do {
                 var reader: BodyReader? = nil
                 if ["PUT", "POST"].contains(call.method) {
                     let source = try call.body.makeReader()
-                    reader = streamingChunk.map {
-                        AWSChunkedReader(source: source, decodedLength: call.body.length, chunkSize: $0, signer: signer, seed: signature)
-                    } ?? source
+                    if let chunkSize = streamingChunk, let signature {
+                        reader = AWSChunkedReader(source: source, decodedLength: call.body.length, chunkSize: chunkSize,
+                                                  signer: signer, seed: signature)
+                    } else {
+                        reader = source
+                    }
                 }
                 slots.wait()
                 defer { slots.signal() }
@@ -139,6 +147,7 @@ final class S3Client {
             }
             failure.fill(call, endpoint: endpoint.url)
             failure.attempts = attempt
+            failure.unsigned = anonymous
             guard failure.isRetryable, attempt < configuration.retry.maxAttempts else { throw failure }
             Thread.sleep(forTimeInterval: configuration.retry.delay(afterAttempt: attempt))
             beforeRetry?(&call)
@@ -175,7 +184,7 @@ final class S3Client {
         case 301: error.code = "PermanentRedirect"
         case 400: error.code = "BadRequest"
         case 403: error.code = "AccessDenied"
-        case 404: error.code = call.key == nil ? "NoSuchBucket" : "NoSuchKey"
+        case 404: error.code = call.key == nil ? "NoSuchBucket" : call.versionId == nil ? "NoSuchKey" : "NoSuchVersion"
         case 405: error.code = "MethodNotAllowed"
         case 409: error.code = "Conflict"
         case 412: error.code = "PreconditionFailed"

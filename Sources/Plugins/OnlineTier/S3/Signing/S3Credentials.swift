@@ -11,5 +11,10 @@ struct S3Credentials: CustomStringConvertible, Sendable {
         self.sessionToken = sessionToken
     }
 
-    var description: String { "access key \(accessKeyID)" }
+    /// No credentials: requests go unsigned, as for a public bucket.
+    static let anonymous = S3Credentials(accessKeyID: "", secretAccessKey: "")
+
+    var isAnonymous: Bool { accessKeyID.isEmpty && secretAccessKey.isEmpty }
+
+    var description: String { isAnonymous ? "no credentials" : "access key \(accessKeyID)" }
 }
