@@ -130,12 +130,16 @@ struct S3ConformanceSuite {
         XCTAssertEqual(try client.listMultipartUploads(bucket: bucket).map(\.uploadId), [unfinished.uploadId])
         try client.abortMultipartUpload(bucket: bucket, key: "large/abandoned", uploadId: unfinished.uploadId)
         XCTAssertEqual(try client.listMultipartUploads(bucket: bucket).count, 0)
-        assertS3Error("NoSuchUpload") { try client.completeMultipartUpload(bucket: bucket, upload: unfinished, parts: []) }
+        // moto answers a completion of an aborted upload with an HTML 500 page; SeaweedFS with NoSuchUpload.
+        XCTAssertThrowsError(try client.completeMultipartUpload(bucket: bucket, upload: unfinished, parts: [])) { error in
+            if server.kind == .seaweedFS { XCTAssertEqual((error as? S3Error)?.code, "NoSuchUpload", "\(error)") }
+        }
         assertS3Error("NoSuchKey") { try client.headObject(bucket: bucket, key: "large/abandoned") }
     }
 
-    /// Both integrity headers are accepted, and a body that does not match its Content-MD5 is refused.
-    func integrityChecks() throws {
+    /// Both integrity headers are accepted, and (where the server checks, `verifiesMD5`) a body
+    /// that does not match its Content-MD5 is refused. moto stores such a body without checking.
+    func integrityChecks(verifiesMD5: Bool) throws {
         let bucket = BucketName.fresh("integrity")
         try client.createBucket(bucket)
         let body = TestData.random(70_000, seed: 3)
@@ -146,6 +150,7 @@ struct S3ConformanceSuite {
         var call = S3Client.Call(operation: "PutObject", method: "PUT", bucket: bucket, key: "corrupt")
         call.body = .bytes(body)
         call.headers = [("Content-MD5", Digest.base64(Digest.md5([UInt8](repeating: 0, count: 10))))]
+        guard verifiesMD5 else { return }
         XCTAssertThrowsError(try client.send(call)) { error in
             XCTAssertTrue(["BadDigest", "InvalidDigest"].contains((error as? S3Error)?.code ?? ""), "\(error)")
         }

@@ -59,7 +59,8 @@ extension S3Client {
         call.body = .bytes(xml.bytes)
         call.errorMayFollowSuccess = true
         let response = try send(call)
-        let root = try parseReply(response, root: "CompleteMultipartUploadResult", call)
+        // moto names the root CompleteMultipartUploadResponse.
+        let root = try parseReply(response, root: "CompleteMultipartUploadResult", alternatives: ["CompleteMultipartUploadResponse"], call)
         return PutResult(etag: Self.unquoted(root.value("ETag") ?? response.header("etag") ?? ""),
                          versionId: response.header("x-amz-version-id"))
     }

@@ -100,7 +100,12 @@ final class S3Client {
             switch call.integrity {
             case .none: break
             case .md5: if let md5 = payload.md5Base64 { request.setHeader("Content-MD5", md5) }
-            case .sha256: if let sha256 = payload.sha256 { request.setHeader("x-amz-checksum-sha256", Digest.base64(sha256)) }
+            case .sha256:
+                // AWS SDKs name the algorithm too; moto insists on it beside Object Lock headers.
+                if let sha256 = payload.sha256 {
+                    request.setHeader("x-amz-sdk-checksum-algorithm", "SHA256")
+                    request.setHeader("x-amz-checksum-sha256", Digest.base64(sha256))
+                }
             }
             var bodyLength = call.body.length
             let payloadHash: String
@@ -216,11 +221,11 @@ final class S3Client {
         return error
     }
 
-    /// Parses an XML reply whose root must be `root`.
-    func parseReply(_ response: HTTPResponse, root name: String, _ call: Call) throws -> XMLElement {
+    /// Parses an XML reply whose root must be `root` (or one of `alternatives`).
+    func parseReply(_ response: HTTPResponse, root name: String, alternatives: [String] = [], _ call: Call) throws -> XMLElement {
         do {
             let root = try S3XMLParser.parse(response.body)
-            guard root.name == name else {
+            guard root.name == name || alternatives.contains(root.name) else {
                 throw S3XMLParser.Failure(offset: 0, reason: "the root element is <\(root.name)>, not <\(name)>")
             }
             return root
