@@ -24,7 +24,7 @@ extension S3Client {
     /// Reads an object, or the bytes `range` of it, into memory.
     func getObject(bucket: String, key: String, range: Range<UInt64>? = nil, versionId: String? = nil) throws -> ObjectData {
         var bytes = Data()
-        if let range { bytes.reserveCapacity(Int(clamping: range.count)) }
+        if let range { bytes.reserveCapacity(Int(clamping: min(range.count, 64 << 20))) }
         let info = try getObject(bucket: bucket, key: key, range: range, versionId: versionId) { bytes.append(contentsOf: $0) }
         return ObjectData(bytes: bytes, info: info)
     }

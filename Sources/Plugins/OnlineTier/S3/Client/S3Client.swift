@@ -86,9 +86,9 @@ final class S3Client {
         }
         let payload: PayloadDigests
         do {
-            payload = try PayloadDigests(call.body, sha256: streamingChunk == nil && (configuration.payloadSigning.signsBody || call.integrity == .sha256)
-                                            || call.integrity == .sha256,
-                                         md5: call.integrity == .md5)
+            // The SHA-256 serves as the signed payload hash and as the sha256 integrity header.
+            let needsSHA256 = call.integrity == .sha256 || (streamingChunk == nil && configuration.payloadSigning.signsBody)
+            payload = try PayloadDigests(call.body, sha256: needsSHA256, md5: call.integrity == .md5)
         } catch var error as S3Error {
             error.fill(call, endpoint: endpoint.url)
             throw error

@@ -17,6 +17,8 @@ final class AWSChunkedReader: BodyReader {
     private let chunkSize: Int
     private var remaining: UInt64
     private var pending: [UInt8] = []
+    /// The data of the chunk being framed, reused from chunk to chunk.
+    private var chunk: [UInt8] = []
     private var pendingOffset = 0
     private var finished = false
 
@@ -59,10 +61,10 @@ final class AWSChunkedReader: BodyReader {
 
     private func prepareNextChunk() throws {
         let wanted = Int(min(UInt64(chunkSize), remaining))
-        var data = [UInt8](repeating: 0, count: wanted)
+        if chunk.count < wanted { chunk = [UInt8](repeating: 0, count: wanted) }
         var filled = 0
         while filled < wanted {
-            let count = try data.withUnsafeMutableBytes { raw in
+            let count = try chunk.withUnsafeMutableBytes { raw in
                 try source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled..<wanted]))
             }
             guard count > 0 else {
@@ -72,12 +74,12 @@ final class AWSChunkedReader: BodyReader {
         }
         remaining -= UInt64(wanted)
         if wanted == 0 { finished = true }
-        let signature = signer.chunkSignature(previous: previousSignature, chunkHash: Digest.hex(Digest.sha256(data)),
-                                              key: key, timestamp: timestamp)
+        let hash = chunk.withUnsafeBytes { Digest.hex(Digest.sha256(UnsafeRawBufferPointer(rebasing: $0[0..<wanted]))) }
+        let signature = signer.chunkSignature(previous: previousSignature, chunkHash: hash, key: key, timestamp: timestamp)
         previousSignature = signature
-        pending = Array("\(String(wanted, radix: 16));chunk-signature=\(signature)\r\n".utf8)
-        pending.reserveCapacity(pending.count + wanted + 4)
-        pending.append(contentsOf: data)
+        pending.removeAll(keepingCapacity: true)
+        pending.append(contentsOf: "\(String(wanted, radix: 16));chunk-signature=\(signature)\r\n".utf8)
+        pending.append(contentsOf: chunk[0..<wanted])
         pending.append(contentsOf: [13, 10])
         pendingOffset = 0
     }

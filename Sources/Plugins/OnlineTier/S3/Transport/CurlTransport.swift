@@ -130,6 +130,8 @@ final class CurlTransport {
             check(dpm_curl_set_long(handle, CURLOPT_NOBODY, 1))
         case "PUT":
             check(dpm_curl_set_long(handle, CURLOPT_UPLOAD, 1))
+            // Larger reads from the body than curl's 64 KiB default: fewer callbacks per part.
+            check(dpm_curl_set_long(handle, CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20))
             check(dpm_curl_set_offset(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(bodyLength)))
             check(dpm_curl_set_data_callback(handle, CURLOPT_READFUNCTION, transferRead))
             check(dpm_curl_set_pointer(handle, CURLOPT_READDATA, context))
