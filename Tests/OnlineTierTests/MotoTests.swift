@@ -16,7 +16,7 @@ final class MotoTests: XCTestCase {
     func testAwkwardKeys() throws { try suite().awkwardKeys(pathLikeKeys: true) }
     func testListingPages() throws { try suite().listingPages() }
     func testMultipartUploads() throws { try suite().multipartUploads() }
-    func testIntegrityChecks() throws { try suite().integrityChecks(verifiesMD5: false) }
+    func testIntegrityChecks() throws { try suite().integrityChecks(verifiesChecksums: false) }
     func testBatchDelete() throws { try suite().batchDelete() }
     func testPayloadSigningModes() throws { try suite().payloadSigningModes() }
 

@@ -14,7 +14,7 @@ final class SeaweedFSTests: XCTestCase {
     func testAwkwardKeys() throws { try suite().awkwardKeys(pathLikeKeys: false) }
     func testListingPages() throws { try suite().listingPages() }
     func testMultipartUploads() throws { try suite().multipartUploads() }
-    func testIntegrityChecks() throws { try suite().integrityChecks(verifiesMD5: true) }
+    func testIntegrityChecks() throws { try suite().integrityChecks(verifiesChecksums: true) }
     func testBatchDelete() throws { try suite().batchDelete() }
     func testPayloadSigningModes() throws { try suite().payloadSigningModes() }
 }
