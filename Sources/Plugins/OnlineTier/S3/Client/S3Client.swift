@@ -14,8 +14,24 @@ import Foundation
 /// CreateMultipartUpload may leave an unused upload behind (`listMultipartUploads` and
 /// `abortMultipartUpload` clean those up).
 ///
-/// The operations live in extensions by area: objects (`S3Client+Objects`), listings
-/// (`+Listing`), buckets and Object Lock (`+Buckets`), multipart uploads (`+Multipart`).
+/// The operations live in extensions by area: objects and version retention
+/// (`S3Client+Objects`), listings (`+Listing`), buckets and their Object Lock setting
+/// (`+Buckets`), multipart uploads (`+Multipart`).
+///
+///     var configuration = S3Configuration(endpoint: "https://s3.example.com",
+///                                         credentials: S3Credentials(accessKeyID: key, secretAccessKey: secret))
+///     configuration.caFile = "/etc/dpm/s3-ca.pem"
+///     let client = try S3Client(configuration)
+///     try client.createBucket("dpm-online", objectLockEnabled: true)
+///     let lock = ObjectRetention(mode: .governance, retainUntil: Date().addingTimeInterval(30 * 86_400))
+///     let put = try client.putObject(bucket: "dpm-online", key: "chunks/ab/abcd…", bytes: sealed,
+///                                    options: PutOptions(retention: lock))
+///     let piece = try client.getObject(bucket: "dpm-online", key: "chunks/ab/abcd…", range: 0..<4096)
+///     let found = try client.concurrently(keys.count) { try client.headObject(bucket: "dpm-online", key: keys[$0]) }
+///     do { try client.deleteObject(bucket: "dpm-online", key: k, versionId: put.versionId) }
+///     catch let error as S3Error where error.isAccessDenied { /* still locked: keep it */ }
+///
+/// Errors are `S3Error`; `pluginError` turns one into the status the host expects.
 final class S3Client {
     let configuration: S3Configuration
     let endpoint: S3Endpoint
