@@ -52,8 +52,8 @@ struct S3Error: Error, CustomStringConvertible {
         }
     }
 
-    /// True when the server refused to delete or shorten the lock of a locked version (an
-    /// Object Lock refusal comes back as AccessDenied, like a missing permission).
+    /// AccessDenied: how S3 refuses to delete a locked version or shorten its lock, with the
+    /// same code as a missing permission (so GC reads it as "still locked" on a version delete).
     var isAccessDenied: Bool { code == "AccessDenied" }
 
     var objectName: String? {
