@@ -3,7 +3,7 @@
 // dpm: a data-protection server for virtual machines and the applications inside them.
 //
 // No Swift package dependencies: only the toolchain, Foundation, Glibc and Debian's C
-// libraries (SQLite, OpenSSL libcrypto, zstd) through `systemLibrary` targets.
+// libraries (SQLite, OpenSSL libcrypto, zstd, libcurl) through `systemLibrary` targets.
 //
 // Plugins are dynamic-library products. Each links `PluginAPI` (never `Host`) and is
 // linked with `-Bsymbolic`, so a plugin binds its own copy of the PluginAPI symbols even
@@ -43,6 +43,8 @@ let package = Package(
         // The Linux st (mtio) ioctls and structs, and flock, for TapeLibrary.
         .systemLibrary(name: "CTape", path: "Sources/System/CTape"),
         .systemLibrary(name: "CSSL", path: "Sources/System/CSSL"),
+        // libcurl (libcurl4-openssl-dev): the OnlineTier plugin's HTTP transport.
+        .systemLibrary(name: "CCurl", path: "Sources/System/CCurl"),
 
         // Chunk digests: the one type the store and remote agents both name chunks with.
         .target(name: "Digests", path: "Sources/Digests"),
@@ -64,7 +66,7 @@ let package = Package(
         .target(name: "TapeLibraryCore", dependencies: ["PluginAPI", "CTape"], path: "Sources/Plugins/TapeLibrary", exclude: ["Entry"]),
         .target(name: "TapeLibrary", dependencies: ["PluginAPI", "TapeLibraryCore"], path: "Sources/Plugins/TapeLibrary/Entry",
                 linkerSettings: pluginLinkerSettings),
-        plugin("OnlineTier"),
+        plugin("OnlineTier", extraDependencies: ["CCurl", "CCrypto"]),
 
         .executableTarget(name: "dpm", dependencies: ["Host"]),
         // Reads a recovery point from the store's files alone, without the catalog: proof that
@@ -81,6 +83,11 @@ let package = Package(
         .testTarget(name: "HostTests", dependencies: ["Host", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HyperVHostTests", dependencies: ["HyperVHost", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TapeLibraryTests", dependencies: ["TapeLibraryCore", "TestSupport"], exclude: ["Fixtures"]),
+        // The S3 client of the online tier: SigV4 vectors, and real SeaweedFS and moto servers.
+        // Every plugin target exports `dpm_plugin_entry`, and the one test bundle links two of
+        // them (HyperVHost, OnlineTier); no test calls that symbol, so either copy may win.
+        .testTarget(name: "OnlineTierTests", dependencies: ["OnlineTier", "TestSupport"],
+                    linkerSettings: [.unsafeFlags(["-Xlinker", "--allow-multiple-definition"])]),
         // Drives the built `dpm` binary and plugin libraries against real tools.
         .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),
     ],

