@@ -26,11 +26,6 @@ final class BackupPipeline {
     private var failure: Error?
     private var join: (() -> Void)?
     var onChunkDone: ((Int) -> Void)?
-    /// Read every new chunk back right after writing it and compare it with what was written
-    /// (the initial replica's verification, overlapped with the disk writes).
-    var verifyNewChunks = false
-    /// The chunks written and checked that way.
-    private(set) var verified = Set<ChunkDigest>()
 
     init(store: ChunkStore, batch: ChunkCommitBatch, counters: BackupCounters, workers: Int, streams: Int) {
         self.store = store
@@ -132,9 +127,8 @@ final class BackupPipeline {
                 } else {
                     let digest = codec.digest(plain)
                     if batch.claim(digest) {
-                        let written = try codec.writeTemporary(plain, digest: digest, readBack: verifyNewChunks)
+                        let written = try codec.writeTemporary(plain, digest: digest)
                         CrashPoint.hit("chunk.temp-written")
-                        if verifyNewChunks { lock.lock(); verified.insert(digest); lock.unlock() }
                         counters.stored(plain: job.length, stored: written.bytes)
                         try batch.add(temporary: written.path, digest: digest, bytes: written.bytes)
                     } else {

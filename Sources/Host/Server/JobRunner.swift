@@ -64,6 +64,11 @@ public final class JobRunner {
             var options = BackupEngine.Options(mode: mode)
             options.cancellation = cancellation
             let report = try service.backup(datasource, options: options, job: job.id)
+            if let check = report.verification, !check.passed {
+                // As after a verify job: the data source needs a consistency check.
+                try catalog.setConsistent(datasource, false)
+                throw HostError(.corrupt, "recovery point \(report.recoveryPoint.id): \(check.summary)")
+            }
             if kind == .consistencyCheck { try catalog.setConsistent(datasource, true) }
             return ("recovery point \(report.recoveryPoint.id) (\(kind.rawValue))", encode(report))
         case .tapeCopy, .onlineCopy:
