@@ -63,7 +63,7 @@ enum BackupCommands {
                  + "\(report.chunksDeduplicated) deduplicated, \(report.chunksUnchanged) unchanged, \(report.chunksZero) zero"
                  + (report.chunksExcluded > 0 ? ", \(report.chunksExcluded) excluded" : ""))
         if let check = report.verification {
-            out.line(check.passed ? "  verified: \(check.summary)" : "  VERIFICATION FAILED: \(check.summary)")
+            out.line("  " + check.outcome)
         }
         for note in report.notes { out.line("  note: \(note)") }
         return status

@@ -6,7 +6,8 @@ import PluginAPI
 ///
 /// Order of durable effects (see ChunkStore): chunks, then the snapshot's release (which
 /// yields the change-tracking token), then the index, then the catalog row. A failure or a
-/// crash before the row leaves no visible recovery point.
+/// crash before the row leaves no visible recovery point. The initial replica's row is
+/// written `unverified`; its check (ReplicaVerification) then makes it `verified` or `damaged`.
 public final class BackupEngine {
     public struct Options {
         public var mode: BackupMode

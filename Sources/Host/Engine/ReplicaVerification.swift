@@ -11,7 +11,8 @@ import Foundation
 public struct ReplicaVerification: Codable, Sendable {
     /// Distinct chunks of the point re-read from storage, decoded and re-hashed.
     public var chunksChecked = 0
-    /// Of those, the chunks the backup wrote; the others it shares with earlier points.
+    /// Of those, the chunks written for the point (by its backup or import); the others it
+    /// shares with earlier points.
     public var chunksNew = 0
     /// The plain bytes of those chunks, re-hashed.
     public var bytesChecked: UInt64 = 0
@@ -24,8 +25,11 @@ public struct ReplicaVerification: Codable, Sendable {
 
     public var passed: Bool { damaged.isEmpty }
 
+    /// The report line: "verified: SUMMARY", or "VERIFICATION FAILED: SUMMARY".
+    public var outcome: String { (passed ? "verified: " : "VERIFICATION FAILED: ") + summary }
+
     /// Checks `point` and records the outcome in the catalog.
-    /// - Parameter chunksNew: how many chunks the backup that made the point wrote.
+    /// - Parameter chunksNew: how many chunks the backup (or import) that made the point wrote.
     static func run(point: RecoveryPointRecord, chunksNew: Int, store: ChunkStore, catalog: Catalog) throws -> ReplicaVerification {
         let result = try Verifier(store: store, catalog: catalog).verify(points: [point])
         var check = ReplicaVerification()
@@ -35,8 +39,8 @@ public struct ReplicaVerification: Codable, Sendable {
         check.reads = result.reads
         check.damaged = result.damaged
         let shared = check.chunksChecked - check.chunksNew
-        let which = shared == 0 ? "all \(check.chunksNew) this backup wrote"
-            : "the \(check.chunksNew) this backup wrote and \(shared) it shares with earlier points"
+        let which = shared == 0 ? "all \(check.chunksNew) written for it"
+            : "the \(check.chunksNew) written for it and \(shared) it shares with earlier points"
         check.summary = "\(check.chunksChecked) chunks (\(ByteFormat.string(check.bytesChecked))) re-read from storage "
             + "\(check.reads.method) once durable, decoded and re-hashed: \(which)"
         if let damage = result.damaged.first {
