@@ -11,7 +11,7 @@ packages=(libsqlite3-dev libssl-dev libzstd-dev qemu-utils)
 pip_packages=()
 for argument in "$@"; do
   case "$argument" in
-    --tests) packages+=(qemu-system-x86 e2fsprogs dosfstools mtools ntfs-3g ntfs-3g-dev libfsntfs-utils libvhdi-utils
+    --tests) packages+=(qemu-system-x86 e2fsprogs dosfstools mtools ntfs-3g ntfs-3g-dev libfsntfs-utils libvhdi-utils xxhash
                         libnbd-bin fdisk gcc sqlite3 zstd python3-pip); pip_packages+=(aiosmtpd) ;;
     --bench) packages+=(restic borgbackup time) ;;
     *) echo "setup.sh: unknown option $argument" >&2; exit 2 ;;

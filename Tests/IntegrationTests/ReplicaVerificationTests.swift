@@ -32,23 +32,28 @@ final class ReplicaVerificationTests: XCTestCase {
         let check = try XCTUnwrap(report["verification"] as? [String: Any], "the report says what was checked: \(report)")
         XCTAssertEqual(check["chunks_checked"] as? Int, 6, "every distinct data chunk of the point: \(check)")
         XCTAssertEqual(check["chunks_new"] as? Int, report["chunks_new"] as? Int)
+        XCTAssertEqual(check["chunks_shared"] as? Int, 0)
         XCTAssertEqual((check["damaged"] as? [Any])?.count, 0)
         let reads = try XCTUnwrap(check["reads"] as? [String: Int])
         XCTAssertEqual((reads["direct"] ?? 0) + (reads["after_dropping_cache"] ?? 0), 6, "each chunk was read from storage: \(reads)")
         if try runProcess(["stat", "-f", "-c", "%T", deployment.data]).stdout.hasPrefix("ext2/ext3") {
             XCTAssertEqual(reads["direct"], 6, "ext4 does O_DIRECT: \(reads)")
-            XCTAssertTrue((check["summary"] as? String ?? "").contains("re-read from storage with O_DIRECT once durable, decoded and re-hashed"), "\(check)")
+            XCTAssertTrue((check["summary"] as? String ?? "").contains("re-read from storage with O_DIRECT once durable: the 6 written for it "
+                                                                       + "compared with a checksum (XXH64) of each blob taken as it was written"), "\(check)")
         }
         XCTAssertEqual((report["recovery_point"] as? [String: Any])?["status"] as? String, "verified")
         XCTAssertEqual(try status("disk.img"), ["verified"])
         let list = try deployment.dpm(["rp", "list", "disk.img"])
         XCTAssertTrue(list.stdout.split(separator: "\n").last?.hasSuffix("verified") == true, list.stdout)
 
-        // The text report names the check too.
-        try makeDisk("other.img", seed: 2)
+        // A second source with the same content writes nothing: its initial replica's chunks
+        // are shared, so the check decodes and re-hashes them. The text report says so.
+        try makeDisk("other.img", seed: 1)
         let text = try deployment.dpm(["backup", "other.img"])
         XCTAssertEqual(text.status, 0, text.stderr)
-        XCTAssertTrue(text.stdout.contains("  verified: 6 chunks (24.0 MiB) re-read from storage"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("  verified: 6 chunks (24.0 MiB stored) re-read from storage"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("once durable: the 6 it shares with earlier points decoded and re-hashed (SHA-256)"), text.stdout)
+        XCTAssertEqual(try status("other.img"), ["verified"])
 
         // A later backup is not checked as it is made: ok, until `dpm verify` checks it.
         try TestData.write(TestData.random(1 << 20, seed: 3), to: deployment.files + "/disk.img", at: 20 << 20)
@@ -143,7 +148,7 @@ final class ReplicaVerificationTests: XCTestCase {
 
         let result = backup.resume()
         XCTAssertEqual(result.status, 3, "verification damage exits 3: \(result.stdout) \(result.stderr)")
-        XCTAssertTrue(result.stdout.contains("VERIFICATION FAILED: 6 chunks (24.0 MiB) re-read from storage \(method)"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("VERIFICATION FAILED: 6 chunks (24.0 MiB stored) re-read from storage \(method)"), result.stdout)
         XCTAssertTrue(result.stdout.contains("is marked damaged"), result.stdout)
         XCTAssertTrue(result.stdout.contains((victim as NSString).lastPathComponent), result.stdout)
         XCTAssertEqual(try status("disk.img"), ["damaged"])

@@ -86,6 +86,7 @@ public final class BackupEngine {
             pipeline.onChunkDone = { bytes in onProgress(counters.advance(bytes), total) }
         }
         let checksReplica = previous == nil && options.verifyInitialReplica
+        pipeline.checksumsNewChunks = checksReplica
         try pipeline.start()
         var report = BackupReport(recoveryPoint: RecoveryPointRecord(
             id: "", datasourceId: datasource.id, time: started, kind: mode, consistency: description.consistency,
@@ -163,7 +164,7 @@ public final class BackupEngine {
         if checksReplica {
             CrashPoint.hit("replica-check.started")
             let verifyStarted = Date()
-            let check = try ReplicaVerification.run(point: record, chunksNew: counters.chunksNew, store: store, catalog: catalog)
+            let check = try ReplicaVerification.run(point: record, written: batch.written, store: store, catalog: catalog)
             report.verification = check
             report.verified = check.passed
             report.verifyMs = Int(Date().timeIntervalSince(verifyStarted) * 1000)

@@ -26,6 +26,8 @@ final class BackupPipeline {
     private var failure: Error?
     private var join: (() -> Void)?
     var onChunkDone: ((Int) -> Void)?
+    /// Take the BlobChecksum of every chunk written, for the initial replica's check.
+    var checksumsNewChunks = false
 
     init(store: ChunkStore, batch: ChunkCommitBatch, counters: BackupCounters, workers: Int, streams: Int) {
         self.store = store
@@ -127,10 +129,10 @@ final class BackupPipeline {
                 } else {
                     let digest = codec.digest(plain)
                     if batch.claim(digest) {
-                        let written = try codec.writeTemporary(plain, digest: digest)
+                        let written = try codec.writeTemporary(plain, digest: digest, checksum: checksumsNewChunks)
                         CrashPoint.hit("chunk.temp-written")
-                        counters.stored(plain: job.length, stored: written.bytes)
-                        try batch.add(temporary: written.path, digest: digest, bytes: written.bytes)
+                        counters.stored(plain: job.length, stored: written.blob.bytes)
+                        try batch.add(temporary: written.path, digest: digest, blob: written.blob)
                     } else {
                         counters.deduplicated()
                     }

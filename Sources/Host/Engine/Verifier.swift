@@ -1,8 +1,9 @@
 import Foundation
 
 /// Re-reads the chunks of recovery points from storage (StorageRead: O_DIRECT, past the page
-/// cache), decodes and re-hashes them, and records the outcome in the catalog: damaged points
-/// are marked (with the reason), the others `verified`. A chunk that fails its check is moved
+/// cache), decodes and re-hashes them (or, for blobs the caller just wrote, compares them with
+/// the BlobChecksum taken as they were written), and records the outcome in the catalog:
+/// damaged points are marked (with the reason), the others `verified`. A chunk that fails its check is moved
 /// to `store/quarantine/`, so the next backup that meets the same content writes it afresh
 /// instead of deduplicating against the damaged copy. `dpm verify` and the initial replica's
 /// check (ReplicaVerification) both run this.
@@ -16,6 +17,10 @@ public final class Verifier {
     public struct Result: Codable, Sendable {
         public var pointsChecked = 0
         public var chunksChecked = 0
+        /// Of those, the chunks compared with the checksum of their blob as written (the rest
+        /// were decoded and re-hashed).
+        public var chunksCompared = 0
+        /// The plain bytes of the chunks checked.
         public var bytesChecked: UInt64 = 0
         /// How the chunk files were read from storage.
         public var reads = StorageReadCounts()
@@ -33,7 +38,9 @@ public final class Verifier {
         self.workers = workers
     }
 
-    public func verify(points: [RecoveryPointRecord]) throws -> Result {
+    /// - Parameter written: blobs the caller wrote, with their checksums: those chunks are
+    ///   compared with what was written instead of decoded and re-hashed.
+    public func verify(points: [RecoveryPointRecord], written: [ChunkDigest: WrittenBlob] = [:]) throws -> Result {
         var result = Result()
         var problems: [String: [String]] = [:]
         var chunks: [ChunkDigest: (length: Int, points: [String])] = [:]
@@ -72,7 +79,11 @@ public final class Verifier {
                     failure = "chunk \(digest.hex) is longer (\(length)) than the store's chunk size"
                 } else {
                     do {
-                        try codecs[worker].read(digest, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), source: .storage)
+                        if let blob = written[digest], blob.checksum != nil {
+                            try codecs[worker].compareStored(digest, with: blob)
+                        } else {
+                            try codecs[worker].read(digest, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), source: .storage)
+                        }
                     } catch {
                         failure = String(describing: error)
                     }
@@ -87,6 +98,7 @@ public final class Verifier {
         }
         join()
         result.chunksChecked = digests.count
+        result.chunksCompared = digests.filter { written[$0]?.checksum != nil }.count
         result.bytesChecked = total
         for codec in codecs { result.reads.add(codec.storageReads) }
         for (digest, failure) in failures {

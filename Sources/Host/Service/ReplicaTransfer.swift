@@ -84,14 +84,12 @@ public struct ReplicaTransfer {
         var buffer = [UInt8](repeating: 0, count: max(store.chunkSize, sourceStore.chunkSize))
         var lengths: [ChunkDigest: Int] = [:]
         for stream in index.streams { for entry in stream.entries where entry.flag == .data { lengths[entry.digest] = Int(entry.length) } }
-        var written = 0
         for (digest, length) in lengths where batch.claim(digest) {
-            written += 1
             try buffer.withUnsafeMutableBytes { raw in
                 let slice = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
                 try reader.read(digest, into: slice)
-                let written = try writer.writeTemporary(UnsafeRawBufferPointer(slice), digest: digest)
-                try batch.add(temporary: written.path, digest: digest, bytes: written.bytes)
+                let written = try writer.writeTemporary(UnsafeRawBufferPointer(slice), digest: digest, checksum: true)
+                try batch.add(temporary: written.path, digest: digest, blob: written.blob)
             }
         }
         try batch.publish()
@@ -109,7 +107,7 @@ public struct ReplicaTransfer {
             logicalBytes: index.streams.reduce(0) { $0 + $1.size }, bytesRead: 0, bytesNew: UInt64(lengths.values.reduce(0, +)),
             bytesStored: 0, durationMs: 0, token: nil, changeSource: .full, indexPath: relative, status: RecoveryPointStatus.unverified, damage: nil)
         try catalog.insert(record)
-        let check = try ReplicaVerification.run(point: record, chunksNew: written, store: store, catalog: catalog)
+        let check = try ReplicaVerification.run(point: record, written: batch.written, store: store, catalog: catalog)
         return Imported(recoveryPoint: try catalog.recoveryPoint(id: rpID) ?? record, verification: check)
     }
 }

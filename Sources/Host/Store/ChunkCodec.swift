@@ -44,8 +44,10 @@ public final class ChunkCodec {
     public func digest(_ plain: UnsafeRawBufferPointer) -> ChunkDigest { crypto.digest(plain) }
 
     /// Encodes a chunk as a blob and writes it to a new temporary file in the store's tmp/
-    /// directory, without syncing. Returns the temporary path and the blob's size.
-    public func writeTemporary(_ plain: UnsafeRawBufferPointer, digest: ChunkDigest) throws -> (path: String, bytes: Int) {
+    /// directory, without syncing. Returns the temporary path and the blob's size and, when
+    /// asked, its BlobChecksum (for `compareStored` once the blob is durable).
+    public func writeTemporary(_ plain: UnsafeRawBufferPointer, digest: ChunkDigest,
+                               checksum: Bool = false) throws -> (path: String, blob: WrittenBlob) {
         guard plain.count <= Int(UInt32.max) else { throw HostError(.invalid, "a chunk of \(plain.count) bytes is too large") }
         // Compress into scratch after the header; keep it only if it saves space.
         let body = UnsafeMutableRawBufferPointer(rebasing: scratch[ChunkBlob.headerSize..<maximumBlobSize])
@@ -81,7 +83,48 @@ public final class ChunkCodec {
             unlink(path)
             throw error
         }
-        return (path, ChunkBlob.headerSize + payload.count)
+        let sum = checksum ? headerBytes.withUnsafeBytes { BlobChecksum.of(header: $0, payload: payload) } : nil
+        return (path, WrittenBlob(bytes: ChunkBlob.headerSize + payload.count, checksum: sum))
+    }
+
+    /// Reads a stored chunk's blob from storage (StorageRead) and requires it to be exactly
+    /// the blob written: its size and BlobChecksum. Throws `corrupt` naming the chunk otherwise.
+    public func compareStored(_ digest: ChunkDigest, with written: WrittenBlob) throws {
+        guard let expected = written.checksum else { throw HostError(.internalError, "chunk \(digest.hex) was written without a checksum") }
+        let (fd, path, size) = try openStored(digest, from: nil)
+        defer { close(fd) }
+        guard size == written.bytes else {
+            throw HostError(.corrupt, "chunk \(digest.hex): the file holds \(size) bytes, \(written.bytes) were written; check the storage under \(store.directory)")
+        }
+        storageReads.count(try StorageRead.read(fd: fd, path: path, size: size, into: scratch), bytes: size)
+        let found = BlobChecksum.of(header: UnsafeRawBufferPointer(rebasing: scratch[0..<ChunkBlob.headerSize]),
+                                    payload: UnsafeRawBufferPointer(rebasing: scratch[ChunkBlob.headerSize..<size]))
+        guard found == expected else {
+            throw HostError(.corrupt, "chunk \(digest.hex): storage returns other bytes than were written (checksum \(String(found, radix: 16)), "
+                            + "written \(String(expected, radix: 16))); check the storage under \(store.directory)")
+        }
+    }
+
+    /// Opens a stored chunk (or the blob at `path`) and checks its size is possible for a blob.
+    private func openStored(_ digest: ChunkDigest, from path: String?) throws -> (fd: Int32, path: String, size: Int) {
+        let path = path ?? store.chunkPath(digest)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw HostError(code == ENOENT ? .corrupt : .io, "chunk \(digest.hex) is missing from the store (\(String(cString: strerror(code))))")
+        }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else {
+            let code = errno
+            close(fd)
+            throw HostError.posix("cannot stat", path: path, errno: code)
+        }
+        let size = Int(status.st_size)
+        guard size >= ChunkBlob.headerSize, size <= maximumBlobSize else {
+            close(fd)
+            throw HostError(.corrupt, "chunk \(digest.hex): file size \(size) is impossible for a chunk")
+        }
+        return (fd, path, size)
     }
 
     /// Reads a stored chunk into `destination` (exactly its plain length) and checks that it
@@ -91,24 +134,13 @@ public final class ChunkCodec {
     ///   - source: `.storage` for checks, which must not be answered from the page cache.
     public func read(_ digest: ChunkDigest, from path: String? = nil, into destination: UnsafeMutableRawBufferPointer,
                      source: ReadSource = .pageCache) throws {
-        let path = path ?? store.chunkPath(digest)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let code = errno
-            throw HostError(code == ENOENT ? .corrupt : .io, "chunk \(digest.hex) is missing from the store (\(String(cString: strerror(code))))")
-        }
+        let (fd, path, size) = try openStored(digest, from: path)
         defer { close(fd) }
         let what = "chunk \(digest.hex)"
-        var status = stat()
-        guard fstat(fd, &status) == 0 else { throw HostError.posix("cannot stat", path: path) }
-        let size = Int(status.st_size)
-        guard size >= ChunkBlob.headerSize, size <= maximumBlobSize else {
-            throw HostError(.corrupt, "\(what): file size \(size) is impossible for a chunk")
-        }
         let file = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<size])
         switch source {
         case .storage:
-            storageReads.count(try StorageRead.read(fd: fd, path: path, size: size, into: scratch))
+            storageReads.count(try StorageRead.read(fd: fd, path: path, size: size, into: scratch), bytes: size)
         case .pageCache:
             var done = 0
             while done < size {

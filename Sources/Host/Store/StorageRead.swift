@@ -83,21 +83,25 @@ public struct StorageReadCounts: Codable, Sendable, Equatable {
     /// Read after their cached pages were written back and dropped (posix_fadvise DONTNEED),
     /// because the file system does not do direct I/O for them.
     public var afterDroppingCache = 0
+    /// The bytes of those files.
+    public var bytes: UInt64 = 0
 
     public init() {}
 
     public var total: Int { direct + afterDroppingCache }
 
-    mutating func count(_ method: StorageRead.Method) {
+    mutating func count(_ method: StorageRead.Method, bytes: Int) {
         switch method {
         case .direct: direct += 1
         case .afterDroppingCache: afterDroppingCache += 1
         }
+        self.bytes += UInt64(bytes)
     }
 
     mutating func add(_ other: StorageReadCounts) {
         direct += other.direct
         afterDroppingCache += other.afterDroppingCache
+        bytes += other.bytes
     }
 
     /// How the files were read, in words: "with O_DIRECT", or both methods with their counts.
