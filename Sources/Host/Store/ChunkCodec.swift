@@ -16,7 +16,8 @@ public final class ChunkCodec {
     private var sealed: UnsafeMutableRawBufferPointer
     /// The largest blob a chunk of the store's size can become.
     private let maximumBlobSize: Int
-    /// The chunk files this codec read from storage (`read(…, from: .storage)`), by method.
+    /// The chunk files this codec read from storage (`read(…, source: .storage)` and
+    /// `compareStored`), by method.
     private(set) var storageReads = StorageReadCounts()
 
     /// Where `read` takes a chunk file's bytes from.
