@@ -325,7 +325,7 @@ def main():
     ]
     if limit:
         lines.append(f"| dpm full ÷ 2-core hash+compress limit ({limit:.2f} s: SHA-256 {sha_rate / 1e9:.2f} GB/s, "
-                     f"zstd-1 {zstd_rate / 1e9:.2f} GB/s per core; reading, writing, syncing and the read-back check are extra) | "
+                     f"zstd-1 {zstd_rate / 1e9:.2f} GB/s per core; reading, writing, syncing and the initial replica's check from storage are extra) | "
                      f"{d['full'] / limit:.2f}× |")
     lines.append(f"| dpm on a {args.sparse_gib} GiB sparse image: backup {sparse_time:.2f} s, peak RSS backup / restore | "
                  f"{sparse_rss:.0f} / {sparse_restore_rss:.0f} MiB |")

@@ -39,7 +39,7 @@ step "Register the VM and list what dpm can protect"
 "$dpm" vm add web01 --disk "$demo/vm/web01.vhdx" --disk "$demo/vm/web01-data.vhd"
 "$dpm" datasources list
 
-step "First backup: the initial replica, read back and verified"
+step "First backup: the initial replica, then checked: every chunk re-read from storage and re-hashed"
 "$dpm" backup web01
 cp "$demo/vm/web01.vhdx" "$demo/web01-at-first-backup.vhdx"
 

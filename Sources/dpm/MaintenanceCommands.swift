@@ -6,7 +6,7 @@ enum MaintenanceCommands {
     static let all = [verify, prune, gc, retention]
 
     static let verify = CommandDefinition(
-        path: ["verify"], summary: "Re-read and re-hash stored chunks; mark and list damaged recovery points.",
+        path: ["verify"], summary: "Re-read stored chunks from storage and re-hash them; mark and list damaged recovery points.",
         arguments: "[DATASOURCE]",
         details: "Exits 3 when damage is found, listing the damaged recovery points.",
         options: [OptionSpec(name: "rp", value: "ID|latest", help: "verify only this recovery point")],
@@ -19,7 +19,8 @@ enum MaintenanceCommands {
         if invocation.json {
             try invocation.output.emit(result)
         } else {
-            invocation.output.line("checked \(result.pointsChecked) recovery points, \(result.chunksChecked) chunks (\(ByteFormat.string(result.bytesChecked)))")
+            invocation.output.line("checked \(result.pointsChecked) recovery points: \(result.chunksChecked) chunks (\(ByteFormat.string(result.bytesChecked))) "
+                                   + "re-read from storage \(result.reads.method), decoded and re-hashed")
             for damage in result.damaged { invocation.output.line("DAMAGED \(damage.datasource) \(damage.rp): \(damage.problem)") }
             if result.damaged.isEmpty { invocation.output.line("no damage found") }
         }

@@ -24,12 +24,22 @@ enum ReplicaCommands {
 
     static let importCommand = CommandDefinition(
         path: ["replica", "import"], summary: "Import an exported replica as a new data source's first recovery point.",
-        arguments: "DATASOURCE DIR", positionals: 2...2
+        arguments: "DATASOURCE DIR",
+        details: """
+        Once its chunks are durable, the imported point is checked as a backup's initial replica is: every chunk
+        re-read from storage (O_DIRECT), decoded and re-hashed. Damage marks it damaged and exits 3.
+        """,
+        positionals: 2...2
     ) { invocation in
         let service = try ProtectionService(dataDirectory: invocation.dataDirectory)
         let (source, _) = try service.resolveDataSource(invocation.positionals[0])
-        let point = try ReplicaTransfer(service: service).importReplica(from: invocation.positionals[1], into: source)
-        if invocation.json { try invocation.output.emit(point) } else { invocation.output.line("imported \(source.name) as recovery point \(point.id)") }
-        return 0
+        let imported = try ReplicaTransfer(service: service).importReplica(from: invocation.positionals[1], into: source)
+        let check = imported.verification
+        if invocation.json { try invocation.output.emit(imported) } else {
+            invocation.output.line("imported \(source.name) as recovery point \(imported.recoveryPoint.id)")
+            invocation.output.line("  " + check.outcome)
+        }
+        // Exit 3, as `dpm verify` does, when the check of the imported point found damage.
+        return check.passed ? 0 : 3
     }
 }

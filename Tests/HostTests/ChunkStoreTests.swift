@@ -19,7 +19,7 @@ final class ChunkStoreTests: XCTestCase {
         let batch = ChunkCommitBatch(store: store)
         XCTAssertTrue(batch.claim(digest))
         let written = try plain.withUnsafeBytes { try codec.writeTemporary($0, digest: digest) }
-        try batch.add(temporary: written.path, digest: digest, bytes: written.bytes)
+        try batch.add(temporary: written.path, digest: digest, blob: written.blob)
         try batch.publish()
         XCTAssertTrue(store.contains(digest))
         XCTAssertFalse(batch.claim(digest), "a stored chunk is never written twice")

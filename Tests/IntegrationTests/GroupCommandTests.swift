@@ -74,6 +74,12 @@ final class GroupCommandTests: XCTestCase {
         XCTAssertEqual(try other(["config", "set", "example-files.directory", deployment.files], secondData, deployment.environment, 60).status, 0)
         let imported = try other(["replica", "import", "a.img", media, "--json"], secondData, deployment.environment, 60)
         XCTAssertEqual(imported.status, 0, imported.stderr)
+        // The imported replica is checked in the new store as a backup's initial replica is.
+        let importedReport = try XCTUnwrap(try imported.json() as? [String: Any], imported.stdout)
+        XCTAssertEqual((importedReport["recovery_point"] as? [String: Any])?["status"] as? String, "verified", imported.stdout)
+        let check = try XCTUnwrap(importedReport["verification"] as? [String: Any], imported.stdout)
+        XCTAssertGreaterThan(check["chunks_checked"] as? Int ?? 0, 0, "\(check)")
+        XCTAssertEqual(check["chunks_new"] as? Int, check["chunks_checked"] as? Int, "every chunk was new to this store: \(check)")
         let next = try other(["backup", "a.img", "--json"], secondData, deployment.environment, 60)
         XCTAssertEqual(next.status, 0, next.stderr)
         XCTAssertEqual((try next.json() as? [String: Any])?["chunks_new"] as? Int, 0, "the seeded chunks are reused")

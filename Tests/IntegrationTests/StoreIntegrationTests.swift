@@ -161,11 +161,7 @@ final class StoreIntegrationTests: XCTestCase {
         XCTAssertEqual(try restoreLatest(), content)
     }
 
-    func chunkFiles() throws -> [String] {
-        let root = deployment.data + "/store/chunks"
-        return (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? [])
-            .filter { ($0 as NSString).lastPathComponent.count == 64 }.map { root + "/" + $0 }.sorted()
-    }
+    func chunkFiles() throws -> [String] { deployment.chunkFiles() }
 }
 
 /// `dpm jobs cancel` on a running backup: it stops, records `cancelled`, keeps the chunks it

@@ -215,10 +215,75 @@ public struct ExampleFilesDeployment {
         return try XCTUnwrap(try result.json() as? [String: Any], file: file, line: line)
     }
 
+    /// The paths of the chunk files in the store, sorted.
+    public func chunkFiles() -> [String] {
+        let root = data + "/store/chunks"
+        return (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? [])
+            .filter { ($0 as NSString).lastPathComponent.count == 64 }.map { root + "/" + $0 }.sorted()
+    }
+
+    /// Starts dpm on this deployment paused at a crash point (see `PausedCommand`).
+    public func start(_ arguments: [String], pausingAt point: String) throws -> PausedCommand {
+        try PausedCommand(BuiltProducts.dpm, arguments + ["--data-dir", data], environment: environment, point: point,
+                          pauseFile: root + "/pause-\(UUID().uuidString.prefix(8))")
+    }
+
     /// The recovery point ids of a data source, oldest first.
     public func recoveryPoints(_ name: String) throws -> [[String: Any]] {
         let result = try dpm(["rp", "list", name, "--json"])
         guard result.status == 0 else { return [] }
         return (try result.json() as? [String: Any])?["recovery_points"] as? [[String: Any]] ?? []
+    }
+}
+
+/// A dpm process that pauses at a crash point (DPM_PAUSE_AT with DPM_PAUSE_FILE): the test
+/// waits until it is paused, does something in the middle of its work, and lets it go on.
+public final class PausedCommand {
+    let process = Process()
+    let pauseFile: String
+    let output: URL
+    let errors: URL
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String], point: String, pauseFile: String) throws {
+        self.pauseFile = pauseFile
+        output = URL(fileURLWithPath: pauseFile + ".out")
+        errors = URL(fileURLWithPath: pauseFile + ".err")
+        for url in [output, errors] { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        // At most 10 minutes: the test ends the pause by removing the file.
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            .merging(["DPM_PAUSE_AT": "\(point):600", "DPM_PAUSE_FILE": pauseFile]) { $1 }
+        process.standardOutput = try FileHandle(forWritingTo: output)
+        process.standardError = try FileHandle(forWritingTo: errors)
+        try process.run()
+    }
+
+    deinit {
+        // A test that failed before `resume` leaves no process behind.
+        if process.isRunning { process.terminate() }
+    }
+
+    /// Waits until the process is paused; fails when it ends (or 10 minutes pass) first.
+    public func waitUntilPaused(file: StaticString = #filePath, line: UInt = #line) throws {
+        let deadline = Date().addingTimeInterval(600)
+        while !FileManager.default.fileExists(atPath: pauseFile) {
+            guard process.isRunning, Date() < deadline else {
+                let stderr = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
+                XCTFail("the command never reached its pause; stderr: \(stderr)", file: file, line: line)
+                throw CocoaError(.executableLoad)
+            }
+            usleep(10_000)
+        }
+    }
+
+    /// Ends the pause and waits for the process to exit.
+    public func resume() -> CommandResult {
+        try? FileManager.default.removeItem(atPath: pauseFile)
+        process.waitUntilExit()
+        defer { for url in [output, errors] { try? FileManager.default.removeItem(at: url) } }
+        return CommandResult(status: process.terminationStatus,
+                             stdout: (try? String(contentsOf: output, encoding: .utf8)) ?? "",
+                             stderr: (try? String(contentsOf: errors, encoding: .utf8)) ?? "")
     }
 }

@@ -87,18 +87,24 @@ public final class Catalog {
         try database.query("SELECT \(Self.recoveryPointColumns) FROM recovery_points WHERE id = ?", [.text(id)]).first.map(Self.recoveryPoint)
     }
 
-    /// The newest undamaged recovery point of a data source.
+    /// The newest undamaged recovery point of a data source (verified, unverified or ok).
     public func latestRecoveryPoint(datasource: String) throws -> RecoveryPointRecord? {
-        try database.query("SELECT \(Self.recoveryPointColumns) FROM recovery_points WHERE datasource_id = ? AND status = 'ok' ORDER BY time DESC, id DESC LIMIT 1",
+        try database.query("SELECT \(Self.recoveryPointColumns) FROM recovery_points WHERE datasource_id = ? AND status != 'damaged' ORDER BY time DESC, id DESC LIMIT 1",
                            [.text(datasource)]).first.map(Self.recoveryPoint)
     }
 
-    public func markDamaged(_ id: String, damage: String) throws {
-        try database.query("UPDATE recovery_points SET status = 'damaged', damage = ? WHERE id = ?", [.text(damage), .text(id)])
-    }
-
-    public func markHealthy(_ id: String) throws {
-        try database.query("UPDATE recovery_points SET status = 'ok', damage = NULL WHERE id = ?", [.text(id)])
+    /// Records the outcome of a verification in one transaction: the damaged points with
+    /// what was found, the others `verified` (clearing an earlier damage mark).
+    public func recordVerification(damaged: [(id: String, damage: String)], verified: [String]) throws {
+        guard !damaged.isEmpty || !verified.isEmpty else { return }
+        try database.transaction {
+            for (id, damage) in damaged {
+                try database.query("UPDATE recovery_points SET status = 'damaged', damage = ? WHERE id = ?", [.text(damage), .text(id)])
+            }
+            for id in verified {
+                try database.query("UPDATE recovery_points SET status = 'verified', damage = NULL WHERE id = ?", [.text(id)])
+            }
+        }
     }
 
     public func deleteRecoveryPoint(_ id: String) throws {

@@ -40,9 +40,26 @@ public struct RecoveryPointRecord: Codable, Sendable, Equatable {
     public var token: String?
     public var changeSource: ChangeSource
     public var indexPath: String
+    /// What is known of the point's health (RecoveryPointStatus): "verified", "unverified",
     /// "ok" or "damaged".
     public var status: String
     public var damage: String?
+
+    public var isDamaged: Bool { status == RecoveryPointStatus.damaged }
+}
+
+/// The values of `RecoveryPointRecord.status` (the catalog's `recovery_points.status`).
+public enum RecoveryPointStatus {
+    /// Complete, and not checked since it was made: the points after the initial replica,
+    /// until `dpm verify` checks them.
+    public static let ok = "ok"
+    /// The initial replica, until its check (every chunk re-read from storage, decoded and
+    /// re-hashed) has finished; stays so when the check was interrupted, until `dpm verify`.
+    public static let unverified = "unverified"
+    /// The last check re-read every chunk from storage and found it intact.
+    public static let verified = "verified"
+    /// A check found damage, described in `damage`; restores read what is intact.
+    public static let damaged = "damaged"
 }
 
 /// One job row: a backup, restore, verify … with its progress.

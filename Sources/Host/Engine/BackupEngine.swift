@@ -6,12 +6,14 @@ import PluginAPI
 ///
 /// Order of durable effects (see ChunkStore): chunks, then the snapshot's release (which
 /// yields the change-tracking token), then the index, then the catalog row. A failure or a
-/// crash before the row leaves no visible recovery point.
+/// crash before the row leaves no visible recovery point. The initial replica's row is
+/// written `unverified`; its check (ReplicaVerification) then makes it `verified` or `damaged`.
 public final class BackupEngine {
     public struct Options {
         public var mode: BackupMode
         public var providerOptions: JSONValue?
-        /// Read back and check the initial replica (the first backup of a data source).
+        /// Check the initial replica (the first backup of a data source) once it is durable:
+        /// every chunk re-read from storage, decoded and re-hashed (ReplicaVerification).
         public var verifyInitialReplica = true
         public var workers = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
         public var onProgress: ((UInt64, UInt64) -> Void)?
@@ -83,7 +85,8 @@ public final class BackupEngine {
         if let onProgress = options.onProgress {
             pipeline.onChunkDone = { bytes in onProgress(counters.advance(bytes), total) }
         }
-        pipeline.verifyNewChunks = previous == nil && options.verifyInitialReplica
+        let checksReplica = previous == nil && options.verifyInitialReplica
+        pipeline.checksumsNewChunks = checksReplica
         try pipeline.start()
         var report = BackupReport(recoveryPoint: RecoveryPointRecord(
             id: "", datasourceId: datasource.id, time: started, kind: mode, consistency: description.consistency,
@@ -147,6 +150,7 @@ public final class BackupEngine {
         record.bytesStored = counters.bytesStored
         record.changeSource = changeSource
         record.durationMs = Int(Date().timeIntervalSince(started) * 1000)
+        record.status = checksReplica ? RecoveryPointStatus.unverified : RecoveryPointStatus.ok
         try catalog.insert(record)
         CrashPoint.hit("catalog.inserted")
 
@@ -157,16 +161,14 @@ public final class BackupEngine {
         report.chunksDeduplicated = counters.chunksDeduplicated
         report.chunksZero += counters.chunksZeroRead
         report.notes = notes
-        if previous == nil && options.verifyInitialReplica {
+        if checksReplica {
+            CrashPoint.hit("replica-check.started")
             let verifyStarted = Date()
-            let verifier = Verifier(store: store, catalog: catalog)
-            // The chunks this backup wrote were read back as it went; check the rest.
-            let result = try verifier.verify(points: [record], skipping: pipeline.verified)
-            report.verified = result.damaged.isEmpty
+            let check = try ReplicaVerification.run(point: record, written: batch.written, store: store, catalog: catalog)
+            report.verification = check
+            report.verified = check.passed
             report.verifyMs = Int(Date().timeIntervalSince(verifyStarted) * 1000)
-            if !result.damaged.isEmpty {
-                report.notes.append("the initial replica failed verification: \(result.damaged.map(\.problem).joined(separator: "; "))")
-            }
+            if let checked = try catalog.recoveryPoint(id: record.id) { report.recoveryPoint = checked }
         }
         return report
     }

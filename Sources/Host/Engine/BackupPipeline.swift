@@ -26,11 +26,8 @@ final class BackupPipeline {
     private var failure: Error?
     private var join: (() -> Void)?
     var onChunkDone: ((Int) -> Void)?
-    /// Read every new chunk back right after writing it and compare it with what was written
-    /// (the initial replica's verification, overlapped with the disk writes).
-    var verifyNewChunks = false
-    /// The chunks written and checked that way.
-    private(set) var verified = Set<ChunkDigest>()
+    /// Take the BlobChecksum of every chunk written, for the initial replica's check.
+    var checksumsNewChunks = false
 
     init(store: ChunkStore, batch: ChunkCommitBatch, counters: BackupCounters, workers: Int, streams: Int) {
         self.store = store
@@ -132,11 +129,10 @@ final class BackupPipeline {
                 } else {
                     let digest = codec.digest(plain)
                     if batch.claim(digest) {
-                        let written = try codec.writeTemporary(plain, digest: digest, readBack: verifyNewChunks)
+                        let written = try codec.writeTemporary(plain, digest: digest, checksum: checksumsNewChunks)
                         CrashPoint.hit("chunk.temp-written")
-                        if verifyNewChunks { lock.lock(); verified.insert(digest); lock.unlock() }
-                        counters.stored(plain: job.length, stored: written.bytes)
-                        try batch.add(temporary: written.path, digest: digest, bytes: written.bytes)
+                        counters.stored(plain: job.length, stored: written.blob.bytes)
+                        try batch.add(temporary: written.path, digest: digest, blob: written.blob)
                     } else {
                         counters.deduplicated()
                     }

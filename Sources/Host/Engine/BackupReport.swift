@@ -18,8 +18,10 @@ public struct BackupReport: Codable, Sendable {
     public var chunksZero = 0
     public var chunksExcluded = 0
     public var notes: [String] = []
-    /// Whether the new point was read back and checked (the initial replica is).
+    /// Whether the initial replica's check ran and found every chunk intact.
     public var verified = false
+    /// What the initial replica's check read and found; nil when no check ran (later backups).
+    public var verification: ReplicaVerification?
     /// Time spent on that check, after (and not included in) the point's `duration_ms`.
     public var verifyMs = 0
 }

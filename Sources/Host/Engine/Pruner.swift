@@ -41,7 +41,7 @@ public final class Pruner {
             }
             defer { withExtendedLifetime(lock) {} }
             let points = try catalog.recoveryPoints(datasource: source.id)
-            let newestHealthy = points.last { $0.status == "ok" }?.id
+            let newestHealthy = points.last { !$0.isDamaged }?.id
             let cutoff = now.addingTimeInterval(-Double(source.retentionDays) * 86_400)
             for point in points {
                 guard point.time < cutoff, point.id != newestHealthy else {

@@ -1,10 +1,12 @@
 import Foundation
 
-/// Re-reads and re-hashes the chunks of recovery points, and records the outcome in the
-/// catalog: damaged points are marked (with the reason), points that check out again are
-/// marked healthy. A chunk that fails its check is moved to `store/quarantine/`, so the
-/// next backup that meets the same content writes it afresh instead of deduplicating
-/// against the damaged copy.
+/// Re-reads the chunks of recovery points from storage (StorageRead: O_DIRECT, past the page
+/// cache), decodes and re-hashes them (or, for blobs the caller just wrote, compares them with
+/// the BlobChecksum taken as they were written), and records the outcome in the catalog:
+/// damaged points are marked (with the reason), the others `verified`. A chunk that fails its check is moved
+/// to `store/quarantine/`, so the next backup that meets the same content writes it afresh
+/// instead of deduplicating against the damaged copy. `dpm verify` and the initial replica's
+/// check (ReplicaVerification) both run this.
 public final class Verifier {
     public struct Damage: Codable, Sendable, Equatable {
         public var rp: String
@@ -15,7 +17,13 @@ public final class Verifier {
     public struct Result: Codable, Sendable {
         public var pointsChecked = 0
         public var chunksChecked = 0
+        /// Of those, the chunks compared with the checksum of their blob as written (the rest
+        /// were decoded and re-hashed).
+        public var chunksCompared = 0
+        /// The plain bytes of the chunks checked.
         public var bytesChecked: UInt64 = 0
+        /// How the chunk files were read from storage.
+        public var reads = StorageReadCounts()
         public var damaged: [Damage] = []
     }
 
@@ -30,8 +38,9 @@ public final class Verifier {
         self.workers = workers
     }
 
-    /// - Parameter skipping: chunks already checked (read back and re-hashed) by the caller.
-    public func verify(points: [RecoveryPointRecord], skipping: Set<ChunkDigest> = []) throws -> Result {
+    /// - Parameter written: blobs the caller wrote, with their checksums: those chunks are
+    ///   compared with what was written instead of decoded and re-hashed.
+    public func verify(points: [RecoveryPointRecord], written: [ChunkDigest: WrittenBlob] = [:]) throws -> Result {
         var result = Result()
         var problems: [String: [String]] = [:]
         var chunks: [ChunkDigest: (length: Int, points: [String])] = [:]
@@ -48,7 +57,7 @@ public final class Verifier {
                 problems[point.id, default: []].append(String(describing: error))
             }
         }
-        let digests = chunks.keys.filter { !skipping.contains($0) }
+        let digests = Array(chunks.keys)
         let total = digests.reduce(UInt64(0)) { $0 + UInt64(chunks[$1]!.length) }
         let lock = NSLock()
         var next = 0
@@ -70,7 +79,11 @@ public final class Verifier {
                     failure = "chunk \(digest.hex) is longer (\(length)) than the store's chunk size"
                 } else {
                     do {
-                        try codecs[worker].read(digest, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]))
+                        if let blob = written[digest], blob.checksum != nil {
+                            try codecs[worker].compareStored(digest, with: blob)
+                        } else {
+                            try codecs[worker].read(digest, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), source: .storage)
+                        }
                     } catch {
                         failure = String(describing: error)
                     }
@@ -85,20 +98,23 @@ public final class Verifier {
         }
         join()
         result.chunksChecked = digests.count
+        result.chunksCompared = digests.filter { written[$0]?.checksum != nil }.count
         result.bytesChecked = total
+        for codec in codecs { result.reads.add(codec.storageReads) }
         for (digest, failure) in failures {
             quarantine(digest)
             for point in chunks[digest]!.points { problems[point, default: []].append(failure) }
         }
+        var verified: [String] = []
         for point in points {
             if let list = problems[point.id] {
                 let summary = list.count > 3 ? list.prefix(3).joined(separator: "; ") + "; and \(list.count - 3) more" : list.joined(separator: "; ")
-                try catalog.markDamaged(point.id, damage: summary)
                 result.damaged.append(Damage(rp: point.id, datasource: point.datasourceId, problem: summary))
-            } else if point.status != "ok" {
-                try catalog.markHealthy(point.id)
+            } else if point.status != RecoveryPointStatus.verified {
+                verified.append(point.id)
             }
         }
+        try catalog.recordVerification(damaged: result.damaged.map { ($0.rp, $0.problem) }, verified: verified)
         return result
     }
 

@@ -57,13 +57,16 @@ public final class JobRunner {
             guard let datasource = job.datasourceId else { throw HostError(.invalid, "job \(job.id) names no data source") }
             if kind == .replica, let groupName = try catalog.groupName(ofDataSource: datasource), let group = try catalog.group(groupName),
                case .offline(let folder) = group.replicaCreation, let source = try catalog.dataSource(datasource) {
-                let point = try ReplicaTransfer(service: service).importReplica(from: folder, into: source)
-                return ("replica imported from \(folder) as recovery point \(point.id)", encode(point))
+                let imported = try ReplicaTransfer(service: service).importReplica(from: folder, into: source)
+                let message = "replica imported from \(folder) as recovery point \(imported.recoveryPoint.id)"
+                try requireIntact(imported.verification, datasource: datasource, catalog: catalog, message)
+                return (message, encode(imported))
             }
             let mode: BackupMode = [.consistencyCheck, .replica].contains(kind) ? .full : (kind == .expressFull ? .expressFull : .incremental)
             var options = BackupEngine.Options(mode: mode)
             options.cancellation = cancellation
             let report = try service.backup(datasource, options: options, job: job.id)
+            try requireIntact(report.verification, datasource: datasource, catalog: catalog, "recovery point \(report.recoveryPoint.id)")
             if kind == .consistencyCheck { try catalog.setConsistent(datasource, true) }
             return ("recovery point \(report.recoveryPoint.id) (\(kind.rawValue))", encode(report))
         case .tapeCopy, .onlineCopy:
@@ -89,5 +92,13 @@ public final class JobRunner {
                 : "damage in \(result.damaged.count) recovery points; consistency checks scheduled"
             return (message, encode(result))
         }
+    }
+
+    /// Fails the job when the initial replica's check found damage, and, as after a verify
+    /// job that finds damage, marks the data source for a consistency check.
+    private func requireIntact(_ check: ReplicaVerification?, datasource: String, catalog: Catalog, _ what: String) throws {
+        guard let check, !check.passed else { return }
+        try catalog.setConsistent(datasource, false)
+        throw HostError(.corrupt, "\(what): \(check.summary)")
     }
 }

@@ -96,7 +96,8 @@ public final class ProtectionService {
     }
 
     /// Backs up a data source, recording the run as a job (or in `job`, a job row the
-    /// server created for it).
+    /// server created for it). A damaged initial replica is returned (its report says what the
+    /// check found) and its job recorded as failed.
     public func backup(_ name: String, provider: String? = nil, options: BackupEngine.Options, job existingJob: Int64? = nil) throws -> BackupReport {
         let (source, handle) = try resolveDataSource(name, provider: provider)
         let catalog = try catalog()
@@ -110,7 +111,11 @@ public final class ProtectionService {
             options.onProgress = jobProgress(job, catalog: catalog, forwardingTo: options.onProgress)
             let report = try engine.backup(provider: handle, datasource: source, options: options)
             let result = String(decoding: (try? JSONCoding.encode(report)) ?? Data(), as: UTF8.self)
-            try catalog.finishJob(job, state: "succeeded", message: "recovery point \(report.recoveryPoint.id)", result: result)
+            if let check = report.verification, !check.passed {
+                try catalog.finishJob(job, state: "failed", message: "recovery point \(report.recoveryPoint.id): \(check.summary)", result: result)
+            } else {
+                try catalog.finishJob(job, state: "succeeded", message: "recovery point \(report.recoveryPoint.id)", result: result)
+            }
             return report
         } catch {
             try? catalog.finishJob(job, state: (error as? HostError)?.code == .cancelled ? "cancelled" : "failed", message: String(describing: error))
@@ -140,7 +145,7 @@ public final class ProtectionService {
     /// Opens a recovery point for random-access reads: from the disk store, or, for an
     /// index path `online:NAME` (see `pointForRecovery`), from the online tier.
     public func reader(_ point: RecoveryPointRecord) throws -> RecoveryPointReader {
-        if point.status != "ok" {
+        if point.isDamaged {
             Log.warning("recovery point \(point.id) is marked damaged (\(point.damage ?? "")); reading what is intact")
         }
         if point.indexPath.hasPrefix(Self.onlineIndexScheme) {

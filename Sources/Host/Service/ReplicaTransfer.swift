@@ -18,6 +18,12 @@ public struct ReplicaTransfer {
         public var bytes: UInt64
     }
 
+    /// An imported replica and the check of its chunks in this store.
+    public struct Imported: Codable, Sendable {
+        public var recoveryPoint: RecoveryPointRecord
+        public var verification: ReplicaVerification
+    }
+
     let service: ProtectionService
 
     public init(service: ProtectionService) {
@@ -51,8 +57,9 @@ public struct ReplicaTransfer {
     }
 
     /// Imports an exported replica as the first recovery point of `datasource`. Every chunk is
-    /// checked against its digest on the way in. Refuses a data source that already has points.
-    public func importReplica(from folder: String, into datasource: DataSourceRecord) throws -> RecoveryPointRecord {
+    /// checked against its digest on the way in, and the point, once durable, as a backup's
+    /// initial replica is (ReplicaVerification). Refuses a data source that already has points.
+    public func importReplica(from folder: String, into datasource: DataSourceRecord) throws -> Imported {
         let catalog = try service.catalog()
         guard try catalog.recoveryPoints(datasource: datasource.id).isEmpty else {
             throw HostError(.invalid, "\(datasource.name) already has recovery points; an offline replica seeds only a new member")
@@ -81,8 +88,8 @@ public struct ReplicaTransfer {
             try buffer.withUnsafeMutableBytes { raw in
                 let slice = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
                 try reader.read(digest, into: slice)
-                let written = try writer.writeTemporary(UnsafeRawBufferPointer(slice), digest: digest)
-                try batch.add(temporary: written.path, digest: digest, bytes: written.bytes)
+                let written = try writer.writeTemporary(UnsafeRawBufferPointer(slice), digest: digest, checksum: true)
+                try batch.add(temporary: written.path, digest: digest, blob: written.blob)
             }
         }
         try batch.publish()
@@ -98,8 +105,9 @@ public struct ReplicaTransfer {
             id: rpID, datasourceId: datasource.id, time: index.manifest.time, kind: .full, consistency: index.manifest.consistency,
             reason: index.manifest.reason + " (imported offline from \(folder))", pauseMs: index.manifest.pauseMs,
             logicalBytes: index.streams.reduce(0) { $0 + $1.size }, bytesRead: 0, bytesNew: UInt64(lengths.values.reduce(0, +)),
-            bytesStored: 0, durationMs: 0, token: nil, changeSource: .full, indexPath: relative, status: "ok", damage: nil)
+            bytesStored: 0, durationMs: 0, token: nil, changeSource: .full, indexPath: relative, status: RecoveryPointStatus.unverified, damage: nil)
         try catalog.insert(record)
-        return record
+        let check = try ReplicaVerification.run(point: record, written: batch.written, store: store, catalog: catalog)
+        return Imported(recoveryPoint: try catalog.recoveryPoint(id: rpID) ?? record, verification: check)
     }
 }

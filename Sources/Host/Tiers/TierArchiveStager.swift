@@ -182,7 +182,7 @@ final class TierArchiveStager {
         counts.received += 1
         if batch.claim(digest) {
             let written = try codec.writeTemporary(chunk, digest: digest)
-            try batch.add(temporary: written.path, digest: digest, bytes: written.bytes)
+            try batch.add(temporary: written.path, digest: digest, blob: written.blob)
             counts.new += 1
         }
     }
