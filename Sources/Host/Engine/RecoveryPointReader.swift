@@ -26,6 +26,9 @@ public final class RecoveryPointReader: RecoveryPointAccess, @unchecked Sendable
     private var useCounter = 0
     private var lastEntry: Key?
     private let readAhead: Int
+    private let readAheadAfter: Int
+    /// Chunks read in order, one after the other, up to now.
+    private var streak = 0
     private let capacity: Int
     private var requests: [Key] = []
     private var stopped = false
@@ -48,13 +51,16 @@ public final class RecoveryPointReader: RecoveryPointAccess, @unchecked Sendable
 
     /// A point whose chunks come from elsewhere (an online tier): one source per worker
     /// thread, each used by one thread only.
-    public init(index: RecoveryPointIndex, record: RecoveryPointRecord, sources: [ChunkSource]) throws {
+    /// - Parameter readAheadAfter: how many chunks in a row must be read in order before
+    ///   read-ahead starts (more for sources where a needless read costs a request).
+    public init(index: RecoveryPointIndex, record: RecoveryPointRecord, sources: [ChunkSource], readAheadAfter: Int = 1) throws {
         guard !sources.isEmpty else { throw HostError(.internalError, "a recovery point reader needs a chunk source") }
         self.record = record
         self.index = index
         readAhead = sources.count > 1 ? 2 * sources.count : 0
         capacity = readAhead + 4
         self.sources = sources
+        self.readAheadAfter = max(1, readAheadAfter)
         joinWorkers = ThreadGroup.run(sources.count, name: "dpm-read") { [unowned self] worker in self.work(self.sources[worker]) }
     }
 
@@ -129,6 +135,7 @@ public final class RecoveryPointReader: RecoveryPointAccess, @unchecked Sendable
         condition.lock()
         defer { condition.unlock() }
         let sequential = lastEntry.map { $0.stream == key.stream && ($0.entry == key.entry || $0.entry + 1 == key.entry) } ?? (key.entry == 0)
+        if lastEntry != key { streak = sequential ? streak + 1 : 0 }
         lastEntry = key
         request(key)
         // Pin the slot before scheduling read-ahead, whose requests may evict other slots.
@@ -137,7 +144,7 @@ public final class RecoveryPointReader: RecoveryPointAccess, @unchecked Sendable
         defer { slot.pins -= 1 }
         useCounter += 1
         slot.lastUse = useCounter
-        if sequential && readAhead > 0 {
+        if sequential && readAhead > 0 && streak >= readAheadAfter {
             var ahead = key.entry + 1
             var scheduled = 0
             while scheduled < readAhead && ahead < layout.entries.count {

@@ -216,7 +216,8 @@ extension ProtectionService {
         let index = try RecoveryPointIndex.decode(bytes, what: indexKey)
         let workers = max(2, min(8, 2 * ProcessInfo.processInfo.activeProcessorCount))
         let sources = try (0..<workers).map { _ in try OnlineChunkSource(tier: tier, key: key, counter: counter) }
-        return try RecoveryPointReader(index: index, record: copy.point, sources: sources)
+        // Read-ahead only for a real stream of reads: a needless read here is a request.
+        return try RecoveryPointReader(index: index, record: copy.point, sources: sources, readAheadAfter: 4)
     }
 }
 
