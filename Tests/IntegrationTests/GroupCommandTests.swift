@@ -34,6 +34,7 @@ final class GroupCommandTests: XCTestCase {
         try refused(["group", "create", "g", "--members", "a.img", "--replica", "offline:/does/not/exist"], rule: "replica-creation")
         try refused(["group", "create", "g", "--members", "a.img", "--consistency-check", "weekly"], rule: "consistency-check")
         try refused(["group", "create", "g", "--members", "a.img", "--online", "on"], rule: "tier-available")
+        try refused(["group", "create", "g", "--members", "a.img", "--tape", "on"], rule: "tier-available")
         try refused(["group", "create", "bad name", "--members", "a.img"], rule: "group-name")
         // Allowed edges are accepted.
         XCTAssertEqual(try deployment.dpm(["group", "create", "g", "--members", "a.img,b.img", "--sync", "1440", "--retention", "448d",

@@ -137,6 +137,22 @@ final class VMProtectionTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("by IP address"), bad.stderr)
     }
 
+    /// A VM removed and added again under its name is a new data source (a new id): it backs
+    /// up by name, and the old one's points stay recoverable by its id.
+    func testAVMAddedAgainUnderItsNameBacksUpAsANewDataSource() throws {
+        let disk = root + "/again.vhdx"
+        try tool(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=1M", disk, "16M"])
+        try qemuWrite(disk, format: "vhdx", "write -P 0x21 0 1M")
+        try dpm(["vm", "add", "again", "--disk", disk])
+        let old = try XCTUnwrap((try json(["backup", "again"])["recovery_point"] as? [String: Any])?["datasource_id"] as? String)
+        try dpm(["vm", "remove", "again"])
+        try dpm(["vm", "add", "again", "--disk", disk])
+        let new = try XCTUnwrap((try json(["backup", "again"])["recovery_point"] as? [String: Any])?["datasource_id"] as? String)
+        XCTAssertNotEqual(old, new)
+        XCTAssertEqual((try json(["rp", "list", old])["recovery_points"] as? [Any])?.count, 1)
+        XCTAssertEqual((try json(["rp", "list", new])["recovery_points"] as? [Any])?.count, 1)
+    }
+
     func testRegistrationRefusalsFollowTheSeed() throws {
         let disk = root + "/d.vhdx"
         try tool(["qemu-img", "create", "-q", "-f", "vhdx", disk, "16M"])

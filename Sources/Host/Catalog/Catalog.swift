@@ -36,6 +36,16 @@ public final class Catalog {
         try database.query("SELECT id, provider, name, kind, retention_days, created, host FROM datasources ORDER BY name").map(Self.dataSource)
     }
 
+    public func dataSource(id: String) throws -> DataSourceRecord? {
+        try database.query("SELECT id, provider, name, kind, retention_days, created, host FROM datasources WHERE id = ?",
+                           [.text(id)]).first.map(Self.dataSource)
+    }
+
+    public func dataSources(named name: String) throws -> [DataSourceRecord] {
+        try database.query("SELECT id, provider, name, kind, retention_days, created, host FROM datasources WHERE name = ?",
+                           [.text(name)]).map(Self.dataSource)
+    }
+
     /// Finds a data source by id, or by name when the name is unique.
     public func dataSource(_ idOrName: String) throws -> DataSourceRecord? {
         if let row = try database.query("SELECT id, provider, name, kind, retention_days, created, host FROM datasources WHERE id = ?",

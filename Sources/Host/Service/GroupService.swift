@@ -20,8 +20,27 @@ public final class GroupService {
                 guard let provider = registry.infos.first(where: { $0.id == id }) else { return "provider \(id) is not loaded" }
                 if !provider.enabled { return "provider \(id) is disabled; enable it with `dpm plugins enable \(id)`" }
                 if provider.status != "ready" { return "provider \(id) is planned: \(provider.statusMessage)" }
-                return nil
+                return Self.unconfigured(id, registry: registry)
             })
+    }
+
+    /// Why a ready tier cannot take copies yet: no tape library, or no bucket set up.
+    static func unconfigured(_ id: String, registry: ProviderRegistry) -> String? {
+        do {
+            let tier = try registry.tier(id)
+            switch id {
+            case "tape-library":
+                let libraries = try tier.command("library.list")["libraries"]?.arrayValue ?? []
+                return libraries.isEmpty ? "no tape library is set up; add one with `dpm tape library add`" : nil
+            case ProtectionService.onlineTierID:
+                _ = try tier.command("status")
+                return nil
+            default:
+                return nil
+            }
+        } catch {
+            return "\(error)"
+        }
     }
 
     /// Resolves member names to data source ids (registering new ones), so the group stores ids.

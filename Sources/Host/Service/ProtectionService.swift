@@ -48,8 +48,17 @@ public final class ProtectionService {
     /// workload providers (optionally only `provider`). A newly found source is recorded.
     public func resolveDataSource(_ name: String, provider providerID: String? = nil) throws -> (DataSourceRecord, WorkloadProviderHandle) {
         let registry = try registry()
-        if let known = try catalog().dataSource(name), providerID == nil || providerID == known.provider {
+        // An id the catalog knows is that data source.
+        if let known = try catalog().dataSource(id: name), providerID == nil || providerID == known.provider {
             return (known, try registry.workload(known.provider))
+        }
+        // A name: the catalog's, unless its provider no longer offers that id (a VM removed
+        // and added again under its name has a new id; its old points keep the old one).
+        let named = try catalog().dataSources(named: name).filter { providerID == nil || providerID == $0.provider }
+        if named.count == 1, let known = named.first {
+            let handle = try registry.workload(known.provider)
+            let live = try? handle.enumerate()
+            if live == nil || live?.contains(where: { $0.id == known.id }) == true { return (known, handle) }
         }
         var matches: [(DataSourceDescription, WorkloadProviderHandle)] = []
         var problems: [String] = []

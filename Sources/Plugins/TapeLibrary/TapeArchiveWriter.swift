@@ -296,6 +296,7 @@ final class TapeArchiveWriter: ArchiveWriter {
         let record = ArchiveRecord(description: description, pool: pool, colocate: selection.colocate,
                                    retentionDays: request.retentionDays, volumes: volumes)
         try closeTape(drive: try mountedDrive(), lastVolume: true, full: false, archive: record)
+        tapesBefore = [:]  // committed: the tapes it filled keep it
         return description
     }
 
